@@ -1,0 +1,1 @@
+"""depsim: deployment simulation for language-model releases, as Dagster assets."""

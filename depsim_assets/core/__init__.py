@@ -1,0 +1,1 @@
+"""Plain typed functions the assets call; importable and testable without Dagster."""

@@ -1,0 +1,225 @@
+"""The study config: one YAML file per study, validated by pydantic.
+
+A study is the unit of work: its sources, privacy settings, releases, graders and gates, and the
+folder holding its warehouse. Unknown keys are errors so that a typo never silently drops a setting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = "depsim.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["traffic", "eval_set"] = "traffic"
+    paths: list[str] = Field(min_length=1, description="files or globs, relative to the config file")
+    format: Literal["auto", "openai_chat", "hh_rlhf", "sharegpt", "lmsys", "eval_csv", "eval_jsonl"] = "auto"
+    consent: Literal["field", "public"] = Field(
+        "field",
+        description="`public`: a published dataset, every record may be used; "
+        "`field`: each record's consent field must allow model-improvement use",
+    )
+    consent_field: str = "consent"
+    consent_values: list[str] = ["model_improvement", "true", "yes", "1", "all"]
+    id_column: str = "id"
+    prompt_column: str = "prompt"
+    attribute_columns: list[str] | None = Field(None, description="eval sets: extra columns kept (default: all)")
+
+
+class IngestConfig(Strict):
+    max_message_chars: int = Field(200_000, gt=0)
+    batch_lines: int = Field(50_000, gt=0)
+
+
+class CanaryConfig(Strict):
+    enabled: bool = True
+    count: int = Field(3, ge=0)
+
+
+class PrivacyConfig(Strict):
+    replacement: Literal["surrogate", "placeholder"] = "surrogate"
+    hmac_key_env: str = "DEPSIM_PRIVACY_KEY"
+    canaries: CanaryConfig = CanaryConfig()
+    disabled_rules: list[str] = Field([], description="for tests and audits only: the gate must then fail")
+
+
+class SampleTarget(Strict):
+    kind: Literal["detect", "precision"]
+    rate: float = Field(gt=0, lt=1)
+    sensitivity: float = Field(1.0, gt=0, le=1)
+    probability: float = Field(0.95, gt=0, lt=1)
+    fold: float = Field(1.5, gt=1, description="precision: interval no wider than x/÷ fold")
+
+
+class SamplingConfig(Strict):
+    method: Literal["all", "uniform", "stratified"] = "all"
+    size: int | None = Field(None, gt=0)
+    target: SampleTarget | None = None
+    strata: list[Literal["language", "turn_count", "length_bucket", "source"]] = ["source"]
+    seed: int = 0
+
+
+class PrefixConfig(Strict):
+    mode: Literal["final_turn", "every_assistant_turn"] = "final_turn"
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class SamplingParams(Strict):
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, gt=0)
+    seed: int | None = None
+    extra_body: dict[str, Any] = {}
+
+
+class RecordedSource(Strict):
+    path: str
+    format: Literal["auto", "jsonl", "csv", "parquet", "openai_batch"] = "auto"
+    id_column: str = "id"
+    completion_column: str = "completion"
+    id_prefix: str = Field("", description="stripped from ids before joining (XSTest: `v2-`)")
+
+
+class ReleaseConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: Literal["openai", "recorded"]
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, description="name of the env var holding the key, never the key")
+    system_prompt: str | None = None
+    sampling: SamplingParams = SamplingParams()
+    incumbent: str | None = None
+    release_date: dt.date | None = None
+    recorded: RecordedSource | None = None
+    budget_usd: float | None = Field(None, ge=0)
+    context_tokens: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ReleaseConfig:
+        if self.backend == "recorded" and self.recorded is None:
+            raise ValueError("backend 'recorded' needs a `recorded:` block (path, id_column, completion_column)")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs `base_url`")
+        return self
+
+
+class StudyConfig(Strict):
+    study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    warehouse_dir: str = Field(".depsim/warehouse", description="relative to the config file")
+    sources: list[SourceConfig] = Field(min_length=1)
+    ingest: IngestConfig = IngestConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    prefixes: PrefixConfig = PrefixConfig()
+    releases: list[ReleaseConfig] = []
+    # Sections owned by later stages; kept as validated-later mappings so one file declares the study.
+    graders: list[dict[str, Any]] = []
+    gates: dict[str, Any] = {}
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        names = [s.name for s in v]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names must be unique, got {names}")
+        return v
+
+    @model_validator(mode="after")
+    def _release_chain(self) -> StudyConfig:
+        names = [r.name for r in self.releases]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"release names must be unique, repeated: {dupes}")
+        for r in self.releases:
+            if r.incumbent is not None and r.incumbent not in names:
+                raise ValueError(
+                    f"releases.{r.name}.incumbent: '{r.incumbent}' is not a declared release "
+                    f"(declared: {names})"
+                )
+            if r.incumbent == r.name:
+                raise ValueError(f"releases.{r.name}.incumbent: a release cannot replace itself")
+        return self
+
+    def release(self, name: str) -> ReleaseConfig:
+        for r in self.releases:
+            if r.name == name:
+                return r
+        raise KeyError(f"release '{name}' is not declared in study '{self.study}' (declared: {[r.name for r in self.releases]})")
+
+
+class Study(BaseModel):
+    """A loaded config plus where it came from, so relative paths resolve against the file."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    config: StudyConfig
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, p: str) -> Path:
+        q = Path(os.path.expandvars(p)).expanduser()
+        return q if q.is_absolute() else self.root / q
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.resolve(self.config.warehouse_dir)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.warehouse_dir / "warehouse.duckdb"
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+class ConfigError(ValueError):
+    """A study config that cannot be used; the message names the file and each bad field."""
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = [f"{path}: invalid study config ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the study config schema)"
+        got = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f"; got {got!r}"
+        lines.append(f"  - {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    return Path(explicit or os.environ.get("DEPSIM_CONFIG") or DEFAULT_CONFIG).resolve()
+
+
+def load_study(path: str | os.PathLike[str] | None = None) -> Study:
+    p = config_path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: study config not found (set DEPSIM_CONFIG or pass --config)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Study(config=StudyConfig.model_validate(raw), path=p)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(p, e)) from None
