@@ -2,9 +2,14 @@
 
 
 import dagster as dg
+import polars as pl
 
 from depsim_assets.metadata import md_table
 from depsim_assets.core.ingest import count_source_records, reconcile
+from depsim_assets.core.privacy.deidentify import canary_strings
+from depsim_assets.core.privacy.expectations import deidentified_expectations, run_suite
+from depsim_assets.core.privacy.gate import canary_values
+from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import read_frame
 
@@ -25,4 +30,31 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
         passed=bad.is_empty(),
         metadata={"per_source": md_table(table),
                   "unbalanced_sources": bad["source"].to_list()},
+    )
+
+
+@dg.asset_check(
+    asset="deidentified_conversations",
+    blocking=True,
+    description="Great Expectations: no residual identifiers outside the allow-listed surrogates, only consented "
+    "rows, no message emptied by scrubbing, canary rows and canary values gone. (The gate inside the asset "
+    "is what stops a leak from being stored; this check re-verifies what was stored.)",
+)
+def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
+    s = study.load()
+    with study.connect() as con:
+        frame = read_frame(con, "deidentified_conversations")
+    # One row per message; the conversation-level flags are repeated on each of its messages.
+    messages = (
+        frame.select("source", "consent_ok", "emptied_by_scrub", "messages")
+        .explode("messages")
+        .select("source", "consent_ok", "emptied_by_scrub", content=pl.col("messages").struct.field("content").fill_null(""))
+    )
+    canaries = []
+    if s.config.privacy.canaries.enabled:
+        canaries = canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
+    outcomes = run_suite(messages.to_pandas(), deidentified_expectations(canaries))
+    return dg.AssetCheckResult(
+        passed=all(o.success for o in outcomes),
+        metadata={o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)") for o in outcomes},
     )

@@ -37,6 +37,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from depsim_assets.runner import REPO_ROOT, format_summary, run_study
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("DEPSIM_PRIVACY_KEY"):
+        # The demo data is public; a fixed key keeps its surrogates reproducible. Real traffic needs a secret.
+        os.environ["DEPSIM_PRIVACY_KEY"] = "depsim-demo-key-not-secret"
+        print("DEPSIM_PRIVACY_KEY is not set: using the public demo key (set a secret one for real traffic)")
     started = time.perf_counter()
     ok = True
     for rel_path in DEMO_STUDIES:

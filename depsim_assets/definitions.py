@@ -3,18 +3,23 @@
 
 import dagster as dg
 
-from depsim_assets import checks, traffic
+from depsim_assets import checks, privacy, simulation, traffic
 from depsim_assets.partitions import release_partition_sensor
+from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
-ASSETS = [traffic.raw_traffic, traffic.consented_traffic]
-CHECKS = [checks.traffic_reconciles]
+ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes]
+CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 
 
 def build_resources(config_path: str = "") -> dict[str, object]:
     study = StudyResource(config_path=config_path)
-    return {"study": study, "io_manager": WarehouseIOManager(study=study)}
+    return {
+        "study": study,
+        "io_manager": WarehouseIOManager(study=study),
+        "privacy_key": PrivacyKeyResource(hmac_key=dg.EnvVar("DEPSIM_PRIVACY_KEY")),
+    }
 
 
 defs = dg.Definitions(

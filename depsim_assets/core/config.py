@@ -50,8 +50,8 @@ class CanaryConfig(Strict):
 
 
 class PrivacyConfig(Strict):
+    # The HMAC key for surrogates always comes from the DEPSIM_PRIVACY_KEY env var (dagster.EnvVar).
     replacement: Literal["surrogate", "placeholder"] = "surrogate"
-    hmac_key_env: str = "DEPSIM_PRIVACY_KEY"
     canaries: CanaryConfig = CanaryConfig()
     disabled_rules: list[str] = Field([], description="for tests and audits only: the gate must then fail")
 

@@ -1,0 +1,111 @@
+"""Replay prefixes: each conversation cut just before an assistant turn, with the original response kept.
+
+An hh-rlhf pair yields one prefix with both recorded responses. Eval-set records are prefixes as they
+are. Prefix ids are stable (conversation or dataset id plus the turn index) and every prefix carries
+the snapshot id of the set it belongs to, so later stages can prove two releases saw the same prefixes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from depsim_assets.core.config import PrefixConfig
+from depsim_assets.core.power import sample_size
+
+LENGTH_BUCKETS = [500, 2000, 8000]
+
+
+def _turn_frame(conversations: pl.DataFrame) -> pl.DataFrame:
+    return (
+        conversations.with_row_index("conv_row")
+        .explode("messages")
+        .with_columns(turn=pl.int_range(pl.len()).over("conv_row"), role=pl.col("messages").struct.field("role"))
+    )
+
+
+def build_prefixes(conversations: pl.DataFrame, mode: str = "final_turn") -> pl.DataFrame:
+    keep = ["conversation_id", "pair_id", "pair_role", "source", "kind", "language", "attributes", "messages"]
+    conv = conversations.select(keep).with_columns(unit_id=pl.coalesce("pair_id", "conversation_id"))
+    evals = conv.filter(pl.col("kind") == "eval_set").with_columns(
+        turn=pl.col("messages").list.len().cast(pl.Int64), response=pl.lit(None, pl.String)
+    )
+    traffic = conv.filter(pl.col("kind") != "eval_set")
+    turns = _turn_frame(traffic).filter(pl.col("role") == "assistant")
+    if mode == "final_turn":
+        turns = turns.filter(pl.col("turn") == pl.col("turn").max().over("conv_row"))
+    cuts = turns.select(
+        "conv_row", pl.col("turn").cast(pl.Int64), response=pl.col("messages").struct.field("content")
+    )
+    traffic = traffic.with_row_index("conv_row").join(cuts, on="conv_row").drop("conv_row")
+    traffic = traffic.with_columns(messages=pl.col("messages").list.head(pl.col("turn")))
+    both = pl.concat([traffic, evals.select(traffic.columns)])
+    refs = (
+        both.group_by("unit_id", "turn", maintain_order=True)
+        .agg(
+            pl.col("conversation_id", "source", "kind", "language", "attributes", "messages").first(),
+            pl.col("pair_id").first(),
+            reference_responses=pl.struct(variant=pl.coalesce("pair_role", pl.lit("original")), content="response").filter(pl.col("response").is_not_null()),
+        )
+    )
+    return refs.select(
+        prefix_id=pl.col("unit_id") + "#" + pl.col("turn").cast(pl.String),
+        conversation_id=pl.col("unit_id"),
+        turn_index=pl.col("turn"),
+        source="source",
+        kind="kind",
+        language="language",
+        attributes="attributes",
+        messages="messages",
+        reference_responses="reference_responses",
+        n_turns=pl.col("messages").list.len(),
+        prefix_chars=pl.col("messages").list.eval(pl.element().struct.field("content").str.len_chars()).list.sum(),
+    ).with_columns(length_bucket=pl.col("prefix_chars").cut(LENGTH_BUCKETS, labels=["short", "medium", "long", "very_long"]).cast(pl.String))
+
+
+def _strata_key(frame: pl.DataFrame, strata: list[str]) -> pl.Expr:
+    cols = {"turn_count": pl.col("n_turns").clip(upper_bound=10).cast(pl.String), "language": pl.col("language").fill_null("unknown")}
+    return pl.concat_str([cols.get(s, pl.col(s).cast(pl.String)) for s in strata], separator="|") if strata else pl.lit("all")
+
+
+def sample_prefixes(prefixes: pl.DataFrame, cfg: PrefixConfig) -> tuple[pl.DataFrame, dict[str, object]]:
+    """Sample per the config and record each prefix's weight (population size / sample size, by stratum).
+
+    Returns the sample and a description of how its size was chosen.
+    """
+    s = cfg.sampling
+    info: dict[str, object] = {"method": s.method, "population": len(prefixes)}
+    target_n = s.size
+    if s.target is not None:
+        needed = sample_size(s.target)
+        info["target"] = s.target.model_dump()
+        info["needed_for_target"] = needed
+        target_n = needed if target_n is None else min(target_n, needed)
+    if s.method == "all" or target_n is None or target_n >= len(prefixes):
+        info["sampled"] = len(prefixes)
+        info["target_met"] = target_n is None or len(prefixes) >= target_n
+        return prefixes.with_columns(weight=pl.lit(1.0), stratum=pl.lit("all")), info
+    strata = s.strata if s.method == "stratified" else []
+    keyed = prefixes.with_columns(stratum=_strata_key(prefixes, strata))
+    sizes = keyed.group_by("stratum").agg(N=pl.len()).with_columns(
+        n=(pl.col("N") * target_n / len(prefixes)).round().clip(lower_bound=1).cast(pl.Int64)
+    )
+    ranked = keyed.join(sizes, on="stratum").with_columns(
+        r=pl.col("prefix_id").hash(seed=s.seed).rank("ordinal").over("stratum")
+    )
+    sample = ranked.filter(pl.col("r") <= pl.col("n")).with_columns(weight=pl.col("N") / pl.col("n")).drop("N", "n", "r")
+    info["sampled"] = len(sample)
+    info["target_met"] = True
+    return sample, info
+
+
+def snapshot_id(prefixes: pl.DataFrame) -> str:
+    """Content id of a prefix set: the same prefixes (ids and texts) give the same snapshot id."""
+    digest = hashlib.sha256()
+    rows = prefixes.select(
+        "prefix_id", h=pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\x1f").hash(seed=7)
+    ).sort("prefix_id")
+    for pid, h in rows.iter_rows():
+        digest.update(f"{pid}\x1e{h}\n".encode())
+    return "snap-" + digest.hexdigest()[:16]

@@ -1,0 +1,111 @@
+"""De-identify consented conversations: plant canaries, scrub every message, gate, report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import polars as pl
+
+from depsim_assets.core.config import PrivacyConfig, SourceConfig
+from depsim_assets.core.consent import consent_mask
+from depsim_assets.core.ingest import CONVERSATION_SCHEMA
+from depsim_assets.core.privacy.gate import PrivacyGateError, canary_conversations, scan
+from depsim_assets.core.privacy.rules import FILTER_VERSION, hmac_hex
+from depsim_assets.core.privacy.scrub import Scrubber
+
+CANARY_SOURCE = "__canary__"
+
+
+@dataclass
+class Deidentified:
+    conversations: pl.DataFrame
+    entity_counts: pl.DataFrame  # source, rule, entity, count
+    canaries: pl.DataFrame  # canary, entity, value_removed
+    messages_scrubbed: int
+
+
+def canary_strings(values: list[dict[str, str]]) -> list[str]:
+    out = []
+    for v in values:
+        out += list(v.values()) + [v["PERSON"].split()[0]]
+    return out
+
+
+def _plant(conversations: pl.DataFrame, key: bytes, count: int) -> tuple[pl.DataFrame, list[dict[str, str]]]:
+    rows = canary_conversations(key, count)
+    if not rows:
+        return conversations, []
+    canaries = pl.DataFrame(
+        [{"conversation_id": r["conversation_id"], "source": CANARY_SOURCE, "kind": "traffic", "consent": "canary",
+          "multimodal": False, "messages": r["messages"]} for r in rows],
+        schema={k: CONVERSATION_SCHEMA[k] for k in ("conversation_id", "source", "kind", "consent", "multimodal", "messages")},
+    )
+    return pl.concat([conversations, canaries], how="diagonal_relaxed"), [r["values"] for r in rows]  # type: ignore[misc]
+
+
+def _user_map(users: pl.Series, key: bytes) -> dict[str, str]:
+    """User ids become keyed hashes; one HMAC per distinct user, not per row."""
+    return {u: hmac_hex(key, "user", u)[:24] for u in users.drop_nulls().unique().to_list()}
+
+
+def _mask(value: str) -> str:
+    """What an error message may show of a leaked value: its kind and length, never the value."""
+    return f"<{len(value)} chars>"
+
+
+def deidentify(conversations: pl.DataFrame, sources: list[SourceConfig], cfg: PrivacyConfig, key: bytes) -> Deidentified:
+    if not key:
+        raise ValueError("the privacy HMAC key is empty: set DEPSIM_PRIVACY_KEY")
+    planted, canary_vals = _plant(conversations, key, cfg.canaries.count if cfg.canaries.enabled else 0)
+    scrubber = Scrubber(key=key, replacement=cfg.replacement, disabled=frozenset(cfg.disabled_rules))
+    msgs = (
+        planted.select("conversation_id", "source", "messages")
+        .with_row_index("conv_row")
+        .explode("messages")
+        .filter(pl.col("messages").is_not_null())
+        .with_columns(pl.int_range(pl.len()).over("conv_row").alias("turn"))
+        .unnest("messages")
+    )
+    content, counts = scrubber.scrub(msgs["content"], msgs["source"])
+    tool_calls, tool_counts = scrubber.scrub(msgs["tool_calls"], msgs["source"])
+    msgs = msgs.with_columns(
+        content=content,
+        tool_calls=tool_calls,
+        emptied_by_scrub=(msgs["content"].str.strip_chars().str.len_chars() > 0) & (content.fill_null("").str.strip_chars().str.len_chars() == 0),
+    )
+    findings = scan(pl.concat([msgs["content"], msgs["tool_calls"]]), canary_strings(canary_vals))
+    if findings:
+        kinds = Counter(f.kind for f in findings)
+        examples = ", ".join(f"{f.kind} {_mask(f.value)}" for f in findings[:5])
+        raise PrivacyGateError(
+            f"privacy gate: {len(findings)} identifier(s) survived scrubbing ({dict(kinds)}; e.g. {examples}). "
+            "Nothing was written. Check privacy.disabled_rules and the scrub rules for these entity types."
+        )
+    canary_report = pl.DataFrame(
+        [{"canary": i, "entity": k, "value_removed": True} for i, v in enumerate(canary_vals) for k in v],
+        schema={"canary": pl.Int64, "entity": pl.String, "value_removed": pl.Boolean},
+    )
+    rebuilt = (
+        msgs.sort("conv_row", "turn")
+        .group_by("conv_row", maintain_order=True)
+        .agg(
+            messages=pl.struct("role", "content", "tool_calls", "tool_call_id", "name"),
+            emptied_by_scrub=pl.col("emptied_by_scrub").any(),
+        )
+    )
+    out = (
+        planted.with_row_index("conv_row")
+        .drop("messages")
+        .join(rebuilt, on="conv_row", how="left")
+        .drop("conv_row")
+        .filter(pl.col("source") != CANARY_SOURCE)
+        .with_columns(
+            user_id=pl.col("user_id").replace_strict(_user_map(planted["user_id"], key), default=None, return_dtype=pl.String),
+            consent_ok=consent_mask(planted, sources),
+            privacy_filter=pl.lit(FILTER_VERSION),
+        )
+    )
+    entity_counts = pl.concat([counts, tool_counts]).group_by("group", "rule", "entity").agg(pl.col("count").sum())
+    entity_counts = entity_counts.rename({"group": "source"}).sort("source", "entity", "rule")
+    return Deidentified(out, entity_counts, canary_report, len(msgs))

@@ -1,0 +1,122 @@
+"""The privacy gate: an independent detector that runs on the scrubber's output, plus canaries.
+
+Built differently from the scrubber on purpose: it tokenizes digit runs and normalizes them before
+checking structure (instead of matching formatted shapes), uses broader e-mail and secret patterns,
+and looks for every planted canary value literally. It shares only the allow-list of surrogates.
+If it finds anything, the de-identification asset raises before it returns, so nothing is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from depsim_assets.core.privacy.rules import DOC_NETS_V4, EXAMPLE_IBANS, TEST_CARDS, hmac_hex, iban_valid_one, luhn_valid
+
+_EMAIL = r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[A-Za-z]{2,}"
+_SECRET = (
+    r"sk-[A-Za-z0-9_-]{16,}|(?:AKIA|ASIA)[0-9A-Z]{12,}|gh[pousr]_[0-9A-Za-z]{30,}|github_pat_\w{30,}"
+    r"|xox[abprs]-[\w-]{8,}|AIza[\w-]{30,}|eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]{6,}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+# Digit runs with common separators, taken whole and judged after stripping the separators.
+_DIGIT_RUN = r"\+?\(?\d[\d ().-]{7,24}\d"
+_IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_IBAN = r"\b[A-Z]{2}\d{2}[A-Z0-9 ]{11,40}\b"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    value: str
+
+
+def _allowed_email(v: str) -> bool:
+    return v.lower().rsplit("@", 1)[-1].rstrip(".") in ("example.com", "example.net", "example.org")
+
+
+def _digit_findings(runs: pl.Series) -> list[Finding]:
+    """Card numbers (Luhn, not a test card) and US SSNs (9 digits in 3-2-4 form, issuable range)."""
+    if runs.is_empty():
+        return []
+    digits = runs.str.replace_all(r"[^0-9]", "")
+    out: list[Finding] = []
+    is_card_len = digits.str.len_chars().is_between(13, 19) & ~digits.str.starts_with("9")
+    cards = runs.filter(is_card_len & luhn_valid(runs) & ~digits.is_in(list(TEST_CARDS)))
+    out += [Finding("CREDIT_CARD", v) for v in cards.to_list()]
+    ssn = runs.filter(runs.str.contains(r"^\d{3}-\d{2}-\d{4}$") & ~runs.str.contains(r"^(?:000|666|9)"))
+    out += [Finding("US_SSN", v) for v in ssn.to_list()]
+    return out
+
+
+def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
+    """Every identifier or canary found in `texts` (surrogates from reserved ranges are allowed)."""
+    texts = texts.drop_nulls()
+    findings: list[Finding] = []
+    if canaries:
+        hit = texts.str.contains_any(list(canaries))
+        found = texts.filter(hit).str.extract_many(list(canaries)).explode().drop_nulls().unique()
+        findings += [Finding("CANARY", v) for v in found.to_list()]
+    emails = texts.str.extract_all(_EMAIL).explode().drop_nulls().unique()
+    findings += [Finding("EMAIL_ADDRESS", v) for v in emails.to_list() if not _allowed_email(v)]
+    secrets = texts.str.extract_all(_SECRET).explode().drop_nulls().unique()
+    findings += [Finding("SECRET", v) for v in secrets.to_list()]
+    runs = texts.str.extract_all(_DIGIT_RUN).explode().drop_nulls().unique().str.strip_chars(" .-()")
+    findings += _digit_findings(runs)
+    ips = texts.str.extract_all(_IPV4).explode().drop_nulls().unique()
+    for ip in ips.to_list():
+        octets = ip.split(".")
+        if all(o.isdigit() and int(o) <= 255 for o in octets) and not ip.startswith(DOC_NETS_V4) and not all(len(o) == 1 for o in octets):
+            if not ip.startswith(("10.", "127.", "0.")):  # private/loopback ranges identify no one
+                findings.append(Finding("IP_ADDRESS", ip))
+    ibans = texts.str.extract_all(_IBAN).explode().drop_nulls().unique()
+    findings += [Finding("IBAN_CODE", v) for v in ibans.to_list() if iban_valid_one(v) and v.replace(" ", "") not in EXAMPLE_IBANS]
+    return findings
+
+
+class PrivacyGateError(RuntimeError):
+    """Raised inside the de-identification asset when residual PII or a canary survives scrubbing."""
+
+
+# --- canaries -------------------------------------------------------------------------------------
+
+
+def _luhn_complete(prefix: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(prefix + "0")):
+        v = int(ch)
+        if i % 2 == 1:
+            v = v * 2 - 9 if v * 2 > 9 else v * 2
+        total += v
+    return prefix + str((10 - total % 10) % 10)
+
+
+def canary_values(key: bytes, index: int) -> dict[str, str]:
+    """Known PII for canary `index`, derived from the key so it differs per deployment."""
+    h = hmac_hex(key, "canary", str(index))
+    n = [int(h[i : i + 2], 16) for i in range(0, 40, 2)]
+    digits = "".join(str(x % 10) for x in n)
+    return {
+        "PERSON": f"Margarethe {('Vollstedt', 'Quincannon', 'Abernathy')[index % 3]}",
+        "EMAIL_ADDRESS": f"m.canary{h[:6]}@mailbox-{h[6:10]}.com",
+        "PHONE_NUMBER": f"+44 20 7946 {digits[:4]}",
+        "CREDIT_CARD": _luhn_complete("4" + digits[:14]),
+        "US_SSN": f"{123 + n[0] % 500:03d}-{10 + n[1] % 80:02d}-{1000 + int(h[10:14], 16) % 8999:04d}",
+        "IP_ADDRESS": f"{11 + n[2] % 80}.{n[3]}.{n[4]}.{10 + n[5] % 200}",
+        "SECRET": f"AKIA{h[14:30].upper()}",
+    }
+
+
+def canary_conversations(key: bytes, count: int) -> list[dict[str, object]]:
+    rows = []
+    for i in range(count):
+        v = canary_values(key, i)
+        user = (
+            f"Hi, I'm {v['PERSON']}. Email me at {v['EMAIL_ADDRESS']} or call {v['PHONE_NUMBER']}. "
+            f"My card is {v['CREDIT_CARD']}, SSN {v['US_SSN']}, my server is {v['IP_ADDRESS']} and the key is {v['SECRET']}."
+        )
+        rows.append({"conversation_id": f"__canary__:{i}", "values": v, "messages": [
+            {"role": "user", "content": user, "tool_calls": None, "tool_call_id": None, "name": None},
+            {"role": "assistant", "content": f"Thanks {v['PERSON'].split()[0]}, noted.", "tool_calls": None, "tool_call_id": None, "name": None},
+        ]})
+    return rows

@@ -1,0 +1,177 @@
+"""Person-name detection without a model: census name lists, an English word list, cue words, capitals.
+
+Candidates come from two polars regexes (capitalized word runs, and a cue phrase followed by up to
+three words); the decision below runs once per distinct candidate, not per message. What it misses
+is listed in the README (lowercase names without a cue, single rare names at a sentence start, names
+written in scripts without case).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib.resources import files
+
+# ASCII word boundaries keep the regex on polars' fast DFA path (a Unicode \b forces a slow engine);
+# a capital outside ASCII (Š, Ö, Á) starts a word wherever it stands.
+_WORD = r"(?:(?-u:\b)[A-Z]|[\p{Lu}--A-Z])[\p{L}'’-]*"
+PARTICLES = ("de", "da", "del", "der", "den", "van", "von", "di", "la", "le", "du", "bin", "al", "el", "dos", "das", "ten", "ter", "st.")
+# A run of capitalized words, initials ("N.") and name particles.
+# An optional lowercase word end (or comma) and a space before the run marks it as mid-sentence.
+CAPITALIZED = r"(?:[\p{Ll},;][ ])?" + _WORD + r"(?:[ ](?:\p{Lu}\.|" + _WORD + r"|(?:" + "|".join(re.escape(p) for p in PARTICLES) + r")(?-u:\b))){0,3}:?"
+INTERJECTIONS = frozenset("hmm hmmm yeah yep yup nope nah okay lol haha wow oops ugh umm hiya thx pls".split())
+CUES = (
+    "my name is", "name is", "names are", "name:", "named", "called", "call me", "i am", "i'm", "this is",
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "dear", "hi", "hello", "hey", "thanks", "thank you",
+    "regards", "sincerely", "cheers", "signed", "contact", "ask for", "guardian", "patient", "client", "customer",
+    "wife", "husband", "son", "daughter", "brother", "sister", "mother", "father", "mom", "dad", "friend", "boss",
+    "neighbor", "neighbour", "colleague", "coworker", "teacher", "doctor", "manager", "landlord", "partner",
+    "boyfriend", "girlfriend", "uncle", "aunt", "cousin", "grandma", "grandpa",
+)
+CUE_PATTERN = r"(?i)(?-u:\b)(?:" + "|".join(re.escape(c) + (r"\.?" if len(c) <= 4 and c.isalpha() else "") for c in CUES) + r")[,:]?[ ]+[\p{L}'’-]+(?:[ ][\p{L}'’.-]+){0,2}"
+CUE_WORDS = tuple(sorted({c.split()[0] for c in CUES}))  # literals for a fast Aho-Corasick prefilter
+# Strong cues introduce a name even when it is lowercase ("my name is lena andersson").
+STRONG_CUES = ("my name is", "name is", "names are", "name:", "named", "called", "call me", "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "signed", "dear")
+SENTENCE_WORDS = frozenset(
+    "i a an the this that these those it its he she they we you my your his her our their me him them us "
+    "what when where why how who which whose if then than so but and or not no yes ok okay hi hello hey dear "
+    "please thanks thank sorry sure well also just very really can could would should will shall may might must "
+    "do does did is are was were be been am have has had let lets here there today tomorrow yesterday "
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
+    "september october november december mr mrs ms dr prof sir madam st".split()
+)
+
+
+def _load(name: str) -> frozenset[str]:
+    return frozenset((files("depsim_assets.core.privacy") / "data" / name).read_text().split())
+
+
+@cache
+def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(first names, surnames, common English words), all lowercase."""
+    return _load("first_names.txt"), _load("surnames.txt"), _load("english_words.txt")
+
+
+# An inner capital marks a product (YouTube) except after a surname prefix (McClane, DeAndre, LaToya).
+_CAMEL = re.compile(r"(?<!^M)(?<!^Ma)(?<!^D)(?<!^L)(?<!^V)[a-z][A-Z]")
+_STUTTER = re.compile(r"(\w)\1\1")
+_CLITIC = re.compile(r"(?:['’](?:s|re|ll|m|d|ve|t)|n['’]t)$", re.IGNORECASE)
+
+
+def _strip(tok: str) -> str:
+    """Lowercase token without surrounding punctuation or a clitic ("What's" -> "what")."""
+    return _CLITIC.sub("", tok.strip(".,;:!?\"")).strip("'’").lower()
+
+
+def token_kind(tok: str) -> str:
+    """'name' (a listed name that is not a common word), 'ambiguous' (listed and a common word: Grace,
+    Will, Brown), 'word' (common word or sentence word), or 'unknown' (neither: Djevad, Šušulić)."""
+    first, last, words = lexicon()
+    t = _strip(tok)
+    if not t or t in SENTENCE_WORDS or (len(t) > 1 and tok.strip(".,;:!?'’\"").isupper()):
+        return "word"  # all-caps tokens are acronyms (IBAN, NASA), not names
+    if _CAMEL.search(tok) or _STUTTER.search(t):
+        return "word"  # TurboTax, YouTube, "Uhhh": products and interjections, not names
+    listed = t in first or t in last
+    common = t in words or (t.endswith("s") and t[:-1] in words)
+    if listed:
+        return "ambiguous" if common else "name"
+    return "word" if common else "unknown"
+
+
+def _is_initial(tok: str) -> bool:
+    return tok[:1].isupper() and (len(tok) == 1 or (len(tok) == 2 and tok[1] == "."))
+
+
+def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
+    """The [start, end) token range that is a person's name, or None.
+
+    A run counts when it holds a listed, non-ambiguous name; or two or more capitalized tokens none of
+    which is a common word (foreign names missing from the lists); or, after a cue, words that are
+    capitalized or listed. Ambiguous tokens (Grace, Brown) count only next to a stronger token.
+    """
+    kinds = ["initial" if _is_initial(t) else ("particle" if t.lower() in PARTICLES else token_kind(t)) for t in tokens]
+    # Trim leading/trailing tokens that cannot be part of a name.
+    start, end = 0, len(tokens)
+    while start < end and kinds[start] in ("word", "particle"):
+        start += 1
+    while end > start and kinds[end - 1] in ("word", "particle"):
+        end -= 1
+    if start >= end:
+        return None
+    core = kinds[start:end]
+    if "word" in core:  # a common word inside: keep the longest clean run ending at the first name token
+        cut = start + core.index("word")
+        return name_span(tokens[start:cut], cued) if cut > start else None
+    strong = sum(k == "name" for k in core)
+    unknown = sum(k == "unknown" for k in core)
+    capitalized = all(t[:1].isupper() for t in tokens[start:end])
+    if strong and (capitalized or cued):
+        return start, end
+    if capitalized and unknown >= 2 and (end - start) >= 2:
+        return start, end
+    if capitalized and unknown >= 1 and (strong or "ambiguous" in core or "initial" in core):
+        return start, end
+    if cued and capitalized and (unknown or "ambiguous" in core):
+        return start, end
+    if "ambiguous" in core and len(core) >= 2 and capitalized and core.count("ambiguous") + core.count("initial") == len(core) and "initial" in core:
+        return start, end
+    return None
+
+
+def resolve_capitalized(value: str) -> tuple[int, int] | None:
+    """Character span of the name inside a capitalized run, or None.
+
+    Mid-sentence (the run follows a lowercase word), a single capitalized token that is a listed name
+    (even an ambiguous one: "him Frank") or is no English word ("early Yefremova") is taken as a name.
+    """
+    mid = len(value) > 2 and value[1] == " " and not value[0].isupper()
+    speaker = value.endswith(":")  # "John: You saved my life!" - a transcript's speaker label
+    body = (value[2:] if mid else value).rstrip(":")
+    tokens = body.split(" ")
+    span = name_span(tokens, cued=False)
+    if span is None and len(tokens) == 1 and len(_strip(tokens[0])) >= 3:
+        kind = token_kind(tokens[0])
+        if kind == "name" or (kind == "ambiguous" and (mid or speaker)):
+            span = (0, 1)
+        elif kind == "unknown" and (mid or speaker or len(_strip(tokens[0])) >= 4) and _strip(tokens[0]) not in INTERJECTIONS:
+            span = (0, 1)
+    sp = _char_span(tokens, span)
+    return (sp[0] + (2 if mid else 0), sp[1] + (2 if mid else 0)) if sp else None
+
+
+def resolve_cued(value: str) -> tuple[int, int] | None:
+    """Character span of the name after the cue phrase that starts `value`."""
+    low = value.lower()
+    cue = max((c for c in CUES if low.startswith(c)), key=len, default=None)
+    if cue is None:
+        return None
+    rest_start = len(cue)
+    while rest_start < len(value) and value[rest_start] in ".,: ":
+        rest_start += 1
+    tokens = value[rest_start:].split(" ")
+    strong = cue in STRONG_CUES
+    if not strong and not tokens[0][:1].isupper():
+        return None
+    if strong:
+        # After "my name is", lowercase listed names count too; stop at the first common word.
+        kinds = [token_kind(t) for t in tokens]
+        end = 0
+        while end < len(tokens) and (kinds[end] in ("name", "unknown") or (kinds[end] == "ambiguous" and tokens[end][:1].isupper())):
+            end += 1
+        span = (0, end) if end else None
+    else:
+        span = name_span(tokens, cued=True)
+    sp = _char_span(tokens, span)
+    return (sp[0] + rest_start, sp[1] + rest_start) if sp else None
+
+
+def _char_span(tokens: list[str], span: tuple[int, int] | None) -> tuple[int, int] | None:
+    if span is None:
+        return None
+    start = sum(len(t) + 1 for t in tokens[: span[0]])
+    text = " ".join(tokens[span[0] : span[1]])
+    stripped = re.sub(r"['’]s$", "", text.rstrip(".,;:!?\"")).rstrip("'’")
+    if text.endswith(".") and _is_initial(tokens[span[1] - 1]):
+        stripped = text
+    return (start, start + len(stripped)) if stripped else None

@@ -1,0 +1,96 @@
+"""The de-identification asset end to end on a real instance: the gate, the GE checks, the report."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from depsim_assets.core.config import load_study
+from depsim_assets.core.privacy.gate import PrivacyGateError
+from depsim_assets.definitions import ASSETS, CHECKS, build_resources
+from tests.conftest import TESTS
+
+TRAFFIC = TESTS / "data" / "privacy" / "traffic_with_pii.jsonl"
+
+
+def _study(write_study, extra: str = "") -> Path:
+    return write_study(
+        f"""
+        study: priv
+        warehouse_dir: wh
+        sources: [{{name: chat, paths: ["{TRAFFIC}"]}}]
+        {extra}
+        """
+    )
+
+
+def _materialize(cfg: Path, instance: dg.DagsterInstance, *assets: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(str(cfg)),
+                          selection=dg.AssetSelection.assets(*assets), raise_on_error=False)
+
+
+def _tables(cfg: Path) -> set[str]:
+    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+        return {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+
+
+def test_scrubbed_output_passes_gate_and_checks(write_study, instance: dg.DagsterInstance) -> None:
+    cfg = _study(write_study)
+    result = _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes")
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"traffic_reconciles": True, "deidentified_passes_expectations": True}
+    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+        texts = con.sql("select m.content from (select unnest(messages) m from deidentified_conversations)").pl().to_series().to_list()
+        report = con.sql("select entity, sum(count)::int n from privacy_report group by 1").pl()
+        users = con.sql("select distinct user_id from deidentified_conversations").pl().to_series().to_list()
+    blob = "\n".join(texts)
+    for leaked in ("margaret.thornbury@fastmail.fm", "Thornbury", "867-5309", "4539 1488 0343 6467"):
+        assert leaked not in blob
+    assert "4539148803436468" in blob  # an order number (fails Luhn) survives
+    assert "Mix flour, water, salt and yeast." in blob
+    # The same e-mail got the same surrogate in the user and the assistant turn.
+    surrogate = next(w for w in blob.split() if "@example." in w).rstrip(".")
+    assert blob.count(surrogate) == 2
+    counts = dict(report.iter_rows())
+    assert counts["EMAIL_ADDRESS"] >= 2 and counts["CREDIT_CARD"] >= 1 and counts["PHONE_NUMBER"] >= 1
+    assert all(u and u not in ("user-42", "user-7") and len(u) == 24 for u in users)
+    mat = result.asset_materializations_for_node("deidentified_conversations")
+    report_meta = next(m for m in mat if m.asset_key.to_user_string() == "privacy_report").metadata
+    assert report_meta["canaries_planted"].value == 3
+
+
+# (Disabling `ssn` or `ipv4` alone does not leak: the phone rule also takes 3-2-4 and dotted digit groups.)
+@pytest.mark.parametrize("rule", ["email", "credit_card", "api_key", "ssn, phone", "ipv4, phone"])
+def test_disabled_rule_stops_the_run_before_anything_is_stored(write_study, instance: dg.DagsterInstance, rule: str) -> None:
+    cfg = _study(write_study, f"privacy: {{disabled_rules: [{rule}]}}")
+    result = _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "deidentified_conversations"
+    error = failure.event_specific_data.error.cause  # the user-code error under Dagster's wrapper
+    assert error.cls_name == PrivacyGateError.__name__
+    assert "survived scrubbing" in error.message
+    assert "margaret" not in error.message.lower()  # the error never echoes a leaked value
+    assert "deidentified_conversations" not in _tables(cfg) and "privacy_report" not in _tables(cfg)
+
+
+def test_expectations_fail_on_a_stored_leak(write_study, instance: dg.DagsterInstance) -> None:
+    cfg = _study(write_study)
+    assert _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report").success
+    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+        frame = con.sql("select * from deidentified_conversations").pl()
+        leaked = frame.head(1).with_columns(
+            conversation_id=pl.lit("planted"),
+            messages=pl.lit([{"role": "user", "content": "reach me at real.person@corp.io", "tool_calls": None, "tool_call_id": None, "name": None}], dtype=frame.schema["messages"]),
+        )
+        con.register("leaked", leaked)
+        con.execute("insert into deidentified_conversations by name select * from leaked")
+    result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(str(cfg)), raise_on_error=False,
+                            selection=dg.AssetSelection.checks_for_assets("deidentified_conversations"))
+    (ev,) = result.get_asset_check_evaluations()
+    assert not ev.passed
+    assert ev.metadata["no_residual_identifiers"].value.startswith("FAILED (1 unexpected)")
+    assert ev.metadata["only_consented_rows"].value.startswith("passed")
