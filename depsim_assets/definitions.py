@@ -5,11 +5,14 @@ import dagster as dg
 
 from depsim_assets import checks, privacy, simulation, traffic
 from depsim_assets.partitions import release_partition_sensor
+from depsim_resources.completion_store import CompletionStoreResource
+from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
-ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes]
+ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes,
+          simulation.regenerated_completions]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 
 
@@ -19,6 +22,8 @@ def build_resources(config_path: str = "") -> dict[str, object]:
         "study": study,
         "io_manager": WarehouseIOManager(study=study),
         "privacy_key": PrivacyKeyResource(hmac_key=dg.EnvVar("DEPSIM_PRIVACY_KEY")),
+        "model_endpoint": ModelEndpointResource(),
+        "completion_store": CompletionStoreResource(),
     }
 
 

@@ -1,10 +1,18 @@
 """Simulation stage: replay prefixes (per study), then per-release regenerated completions."""
 
+import asyncio
+
 import dagster as dg
 import polars as pl
 
+from depsim_assets.core.dispatch import dispatch
 from depsim_assets.core.prefixes import build_prefixes, sample_prefixes, snapshot_id
+from depsim_assets.core.recorded import recorded_completions
+from depsim_assets.core.simulate import assemble, missing_calls, plan_calls, recorded_frame
 from depsim_assets.metadata import md_table
+from depsim_assets.partitions import release_partitions
+from depsim_resources.completion_store import CompletionStoreResource
+from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.study import StudyResource
 
 GROUP = "simulation"
@@ -31,5 +39,67 @@ def replay_prefixes(study: StudyResource, deidentified_conversations: pl.DataFra
             "sampling": dg.MetadataValue.json(info),
             "weight_sum": float(sample["weight"].sum()),
             "by_source": md_table(sample.group_by("source").agg(pl.len().alias("prefixes"), pl.col("weight").sum()).sort("source")),
+        },
+    )
+
+
+def _latency_quantiles(frame: pl.DataFrame) -> dict[str, float]:
+    lat = frame.filter(pl.col("status") == "ok")["latency_ms"].drop_nulls()
+    return {"latency_p50_ms": float(lat.quantile(0.5)), "latency_p95_ms": float(lat.quantile(0.95))} if len(lat) else {}
+
+
+async def _dispatch_release(calls, client, cfg, store, release, spent, log):  # noqa: ANN001, ANN202
+    async with client:
+        return await dispatch(calls, client, cfg, store.record, release.model, release.context_tokens, release.budget_usd, spent, log)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"openai", "duckdb"},
+    description="The release's completion for every replay prefix (the same prefixes, same snapshot id, for a "
+    "release and its incumbent). Calls go through the completion store: a stored call is never sent again, a "
+    "failed call is recorded with its reason, and re-materializing sends only what is missing.",
+)
+def regenerated_completions(
+    context: dg.AssetExecutionContext,
+    study: StudyResource,
+    model_endpoint: ModelEndpointResource,
+    completion_store: CompletionStoreResource,
+    replay_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    release = s.config.release(context.partition_key)
+    cfg = s.config.dispatch
+    if release.backend == "recorded":
+        assert release.recorded is not None
+        frame = recorded_frame(replay_prefixes, recorded_completions(replay_prefixes, release.recorded, s.root), release.model)
+        sent: set[str] = set()
+    else:
+        plan = plan_calls(replay_prefixes, release, cfg.samples_per_prefix)
+        with completion_store.open(s.warehouse_dir) as store:
+            todo = missing_calls(plan, store.lookup(plan.index["request_key"]), cfg)
+            context.log.info(f"{len(plan.calls)} calls planned, {len(todo)} to send")
+            if todo:
+                client = model_endpoint.client(release)
+                asyncio.run(_dispatch_release(todo, client, cfg, store, release, store.spent(release.name), context.log.info))
+            store.flush()
+            sent = {c.request_key for c in todo}
+            frame = assemble(plan, store.lookup(plan.index["request_key"]), release.model, sent)
+    failed = frame.filter(pl.col("status") != "ok").group_by("failure_reason").len().sort("failure_reason")
+    return dg.Output(
+        frame,
+        metadata={
+            "completed": int((frame["status"] == "ok").sum()),
+            "failed": int((frame["status"] != "ok").sum()),
+            "failed_by_reason": md_table(failed),
+            "cache_hits": int((frame["served_from_store"] & (frame["status"] == "ok")).sum()) if release.backend == "openai" else 0,
+            "calls_sent": len(sent),
+            "prompt_tokens": int(frame["prompt_tokens"].fill_null(0).sum()),
+            "completion_tokens": int(frame["completion_tokens"].fill_null(0).sum()),
+            "cost_usd": float(frame["cost_usd"].fill_null(0).sum()),
+            "snapshot_id": frame["snapshot_id"].drop_nulls().first() or "",
+            **_latency_quantiles(frame),
         },
     )

@@ -86,11 +86,40 @@ class SamplingParams(Strict):
 
 
 class RecordedSource(Strict):
-    path: str
-    format: Literal["auto", "jsonl", "csv", "parquet", "openai_batch"] = "auto"
+    """Completions produced elsewhere, joined to prefixes by id (never by text)."""
+
+    path: str | None = Field(None, description="JSONL/CSV/Parquet file with an id and a completion column")
+    reference_variant: str | None = Field(
+        None, description="instead of a file: the prefix's own recorded response of this variant (hh-rlhf: chosen/rejected)"
+    )
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
     id_column: str = "id"
     completion_column: str = "completion"
     id_prefix: str = Field("", description="stripped from ids before joining (XSTest: `v2-`)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RecordedSource:
+        if (self.path is None) == (self.reference_variant is None):
+            raise ValueError("recorded: give exactly one of `path` or `reference_variant`")
+        return self
+
+
+class Price(Strict):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class DispatchConfig(Strict):
+    concurrency: int = Field(32, gt=0, le=4096)
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(4, ge=1)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    samples_per_prefix: int = Field(1, ge=1)
+    progress_every_s: float = Field(5.0, gt=0)
+    prices: dict[str, Price] = Field({}, description="per model, USD per million tokens")
 
 
 class ReleaseConfig(Strict):
@@ -125,6 +154,7 @@ class StudyConfig(Strict):
     privacy: PrivacyConfig = PrivacyConfig()
     prefixes: PrefixConfig = PrefixConfig()
     releases: list[ReleaseConfig] = []
+    dispatch: DispatchConfig = DispatchConfig()
     # Sections owned by later stages; kept as validated-later mappings so one file declares the study.
     graders: list[dict[str, Any]] = []
     gates: dict[str, Any] = {}

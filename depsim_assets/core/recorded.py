@@ -1,0 +1,80 @@
+"""The `recorded` backend: completions produced elsewhere, joined to prefixes by id, never by text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from depsim_assets.core.config import RecordedSource
+from depsim_assets.core.ingest import iter_csv, iter_jsonl
+
+
+def read_recorded(src: RecordedSource, base: Path) -> pl.DataFrame:
+    """(record_id, completion) from a JSONL, CSV or Parquet file; ids keep the dataset's own form
+    minus `id_prefix` (XSTest's `v2-17` -> `17`)."""
+    path = src.path if Path(src.path).is_absolute() else base / src.path  # type: ignore[arg-type]
+    fmt = src.format if src.format != "auto" else {".csv": "csv", ".parquet": "parquet"}.get(Path(path).suffix, "jsonl")
+    if fmt == "parquet":
+        frame = pl.read_parquet(path).select(pl.col(src.id_column).cast(pl.String), pl.col(src.completion_column).cast(pl.String))
+    else:
+        reader = iter_csv(Path(path)) if fmt == "csv" else iter_jsonl(Path(path))
+        rows = [
+            (str(obj.get(src.id_column)), obj.get(src.completion_column))
+            for _, _, obj in reader
+            if isinstance(obj, dict) and obj.get(src.id_column) is not None
+        ]
+        frame = pl.DataFrame(rows, schema={src.id_column: pl.String, src.completion_column: pl.String}, orient="row")
+    frame = frame.rename({src.id_column: "record_id", src.completion_column: "completion"})
+    return frame.with_columns(pl.col("record_id").str.strip_prefix(src.id_prefix)).unique("record_id", keep="first")
+
+
+def recorded_completions(prefixes: pl.DataFrame, src: RecordedSource, base: Path) -> pl.DataFrame:
+    """One row per prefix: the recorded completion, or a failure with its reason (never dropped)."""
+    if src.reference_variant is not None:
+        found = prefixes.select(
+            "prefix_id",
+            completion=pl.col("reference_responses").list.eval(
+                pl.element().filter(pl.element().struct.field("variant") == src.reference_variant).struct.field("content")
+            ).list.first(),
+            has_record=pl.col("reference_responses").list.eval(pl.element().struct.field("variant") == src.reference_variant).list.any(),
+        )
+    else:
+        records = read_recorded(src, base)
+        found = (
+            prefixes.select("prefix_id", "conversation_id")
+            .join(records.with_columns(has_record=pl.lit(True)), left_on="conversation_id", right_on="record_id", how="left")
+            .select("prefix_id", "completion", pl.col("has_record").fill_null(False))
+        )
+    return found.with_columns(
+        status=pl.when(pl.col("has_record") & pl.col("completion").is_not_null()).then(pl.lit("ok")).otherwise(pl.lit("failed")),
+        failure_reason=pl.when(~pl.col("has_record")).then(pl.lit("no_recorded_completion"))
+        .when(pl.col("completion").is_null()).then(pl.lit("null_recorded_completion")).otherwise(None),
+    ).drop("has_record")
+
+
+def batch_output_outcomes(path: Path) -> list[dict[str, object]]:
+    """Rows of an OpenAI Batch API output file: custom_id (our request key) with its response or error."""
+    out = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rec = orjson.loads(line)
+            resp = rec.get("response") or {}
+            body = resp.get("body") or {}
+            ok = resp.get("status_code") == 200 and body.get("choices")
+            choice = body["choices"][0] if ok else {}
+            usage = body.get("usage") or {}
+            err = rec.get("error") or (body.get("error") if not ok else None) or {}
+            out.append({
+                "request_key": rec["custom_id"],
+                "status": "ok" if ok else "failed",
+                "failure_reason": None if ok else f"batch_{err.get('code') or resp.get('status_code') or 'error'}",
+                "response_text": (choice.get("message") or {}).get("content"),
+                "finish_reason": choice.get("finish_reason"),
+                "prompt_tokens": usage.get("prompt_tokens"),
+                "completion_tokens": usage.get("completion_tokens"),
+            })
+    return out

@@ -1,0 +1,177 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 for tests: real HTTP, the chat-completions wire format.
+
+Replies are deterministic (derived from the request body). Faults are chosen per request key (a hash
+of the canonical request body) so that a test can say "the first attempt of 20% of keys fails in
+mixed ways" and still know which keys are which. It counts requests per key so tests can prove that
+nothing was sent twice. Run it standalone with `python tests/fake_openai.py --port 8765 [--latency 0.1]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+FAULTS = ("rate_limit", "server_error", "hang", "malformed", "truncated", "context_length")
+
+
+def body_key(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class FakeBehaviour:
+    latency: float = 0.0
+    # fault name -> share of keys whose first `fault_attempts` attempts get it
+    fault_rates: dict[str, float] = field(default_factory=dict)
+    fault_attempts: int = 1
+    permanent: dict[str, float] = field(default_factory=dict)  # faults that never clear
+    retry_after: float = 0.2
+    hang_seconds: float = 30.0
+    reasoning: bool = False
+    context_tokens: int | None = None
+
+
+def _share(key: str, salt: str) -> float:
+    return int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+class FakeOpenAI:
+    def __init__(self, behaviour: FakeBehaviour | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.behaviour = behaviour or FakeBehaviour()
+        self.host, self.port = host, port
+        self.requests: Counter[str] = Counter()
+        self.ok: Counter[str] = Counter()
+        self.auth_headers: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def fault_for(self, key: str, attempt: int) -> str | None:
+        b = self.behaviour
+        for name, rate in b.permanent.items():
+            if _share(key, "perm:" + name) < rate:
+                return name
+        if attempt <= b.fault_attempts:
+            lo = 0.0
+            pick = _share(key, "fault")
+            for name, rate in b.fault_rates.items():
+                if lo <= pick < lo + rate:
+                    return name
+                lo += rate
+        return None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.auth_headers.append(request.headers.get("Authorization", ""))
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return web.json_response({"error": {"message": "invalid JSON body", "type": "invalid_request_error"}}, status=400)
+        key = body_key(body)
+        self.requests[key] += 1
+        attempt = self.requests[key]
+        b = self.behaviour
+        if b.latency:
+            await asyncio.sleep(b.latency)
+        prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
+        fault = self.fault_for(key, attempt)
+        if fault == "context_length" or (b.context_tokens and prompt_chars // 4 > b.context_tokens):
+            return web.json_response({"error": {"message": "This model's maximum context length is exceeded.", "type": "invalid_request_error",
+                                                 "code": "context_length_exceeded", "param": "messages"}}, status=400)
+        if fault == "rate_limit":
+            return web.json_response({"error": {"message": "Rate limit reached", "type": "rate_limit_error"}}, status=429,
+                                     headers={"Retry-After": f"{b.retry_after}"})
+        if fault == "server_error":
+            return web.json_response({"error": {"message": "The server had an error", "type": "server_error"}}, status=500)
+        if fault == "hang":
+            await asyncio.sleep(b.hang_seconds)
+        if fault == "malformed":
+            return web.Response(text='{"id": "chatcmpl-x", "choices": [ {"message": ', content_type="application/json")
+        last = next((m.get("content") or "" for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+        text = f"Echo {hashlib.sha256(last.encode()).hexdigest()[:12]}: {last[:40]}"
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if b.reasoning:
+            message["reasoning_content"] = "thinking about " + last[:20]
+        payload = {
+            "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(text) // 4),
+                      "total_tokens": max(1, prompt_chars // 4) + max(1, len(text) // 4)},
+        }
+        raw = json.dumps(payload).encode()
+        if fault == "truncated":
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json", "Content-Length": str(len(raw))})
+            await resp.prepare(request)
+            await resp.write(raw[: len(raw) // 2])
+            request.transport.close() if request.transport else None
+            return resp
+        self.ok[key] += 1
+        return web.Response(body=raw, content_type="application/json")
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "depsim"}]})
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        return app
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self._app(), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def start(self) -> FakeOpenAI:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self._start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._runner:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--latency", type=float, default=0.0)
+    args = ap.parse_args()
+
+    async def serve() -> None:
+        server = FakeOpenAI(FakeBehaviour(latency=args.latency), port=args.port)
+        await server._start()
+        print(f"fake OpenAI server on {server.base_url}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

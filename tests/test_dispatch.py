@@ -1,0 +1,215 @@
+"""regenerated_completions against the fake OpenAI-compatible server, over real loopback HTTP."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from depsim_assets.core.config import load_study
+from depsim_assets.definitions import ASSETS, CHECKS, build_resources
+from depsim_resources.completion_store import Store
+from tests.conftest import REPO
+from tests.fake_openai import FakeBehaviour, FakeOpenAI, body_key
+
+SECRET = "sk-test-DO-NOT-LEAK-7f3a9c2e1b"
+UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
+
+
+@pytest.fixture
+def server():
+    srv = FakeOpenAI().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPSIM_TEST_API_KEY", SECRET)
+
+
+def _traffic(tmp_path: Path, n: int, name: str) -> Path:
+    path = tmp_path / f"{name}.jsonl"
+    with open(path, "w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"c{i}", "consent": "model_improvement", "messages": [
+                {"role": "user", "content": f"Question number {i}: how do plants grow?"},
+                {"role": "assistant", "content": f"Answer {i}."}]}) + "\n")
+    return path
+
+
+def _study(write_study, tmp_path: Path, server: FakeOpenAI, n: int = 40, dispatch: dict | None = None, release: str = "",
+           name: str = "disp") -> Path:
+    traffic = _traffic(tmp_path, n, name)
+    settings = {"concurrency": 8, "timeout_s": 1.0, "backoff_base_s": 0.02, "backoff_max_s": 0.2, "max_attempts": 3,
+                "progress_every_s": 0.5, **(dispatch or {})}
+    return write_study(
+        f"""
+        study: {name}
+        warehouse_dir: wh_{name}
+        privacy: {{canaries: {{count: 1}}}}
+        sources: [{{name: chat, paths: ["{traffic}"]}}]
+        dispatch: {json.dumps(settings)}
+        releases:
+          - {{name: v1, backend: openai, model: fake-model, base_url: "{server.base_url}", api_key_env: DEPSIM_TEST_API_KEY,
+              system_prompt: "You are helpful.", sampling: {{temperature: 0.0, max_tokens: 64}}{release}}}
+        """,
+        name=f"{name}.yaml",
+    )
+
+
+def _run(cfg: Path, instance: dg.DagsterInstance, upstream: bool = True) -> dg.ExecuteInProcessResult:
+    resources = build_resources(str(cfg))
+    if upstream:
+        assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    instance.add_dynamic_partitions("release", ["v1"])
+    return dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, partition_key="v1",
+                          selection=dg.AssetSelection.assets("regenerated_completions"))
+
+
+def _completions(cfg: Path) -> pl.DataFrame:
+    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+        return con.sql("select * from regenerated_completions").pl()
+
+
+def test_completions_cached_and_second_run_sends_nothing(write_study, tmp_path, server, instance) -> None:
+    cfg = _study(write_study, tmp_path, server)
+    first = _run(cfg, instance)
+    frame = _completions(cfg)
+    assert frame.height == 40 and frame["status"].to_list() == ["ok"] * 40
+    assert frame["response_text"].str.starts_with("Echo ").all()
+    assert frame["prompt_tokens"].min() > 0 and frame["latency_ms"].min() > 0
+    assert sum(server.requests.values()) == 40
+    meta = first.asset_materializations_for_node("regenerated_completions")[0].metadata
+    assert meta["calls_sent"].value == 40 and meta["completed"].value == 40
+    second = _run(cfg, instance, upstream=False)
+    assert sum(server.requests.values()) == 40  # zero new requests
+    meta = second.asset_materializations_for_node("regenerated_completions")[0].metadata
+    assert meta["calls_sent"].value == 0 and meta["cache_hits"].value == 40
+    # Every request carried the system prompt and the sampling params of the release.
+    assert server.auth_headers[0] == f"Bearer {SECRET}"
+
+
+def test_mixed_faults_every_prefix_ok_or_failed_with_reason(write_study, tmp_path, server, instance) -> None:
+    server.behaviour = FakeBehaviour(
+        fault_rates={"rate_limit": 0.05, "server_error": 0.04, "hang": 0.03, "malformed": 0.04, "truncated": 0.04},
+        permanent={"server_error": 0.05}, retry_after=0.05, hang_seconds=3.0,
+    )
+    cfg = _study(write_study, tmp_path, server, n=120)
+    _run(cfg, instance)
+    frame = _completions(cfg)
+    assert frame.height == 120 and frame["prefix_id"].n_unique() == 120  # no duplicates, none dropped
+    assert set(frame["status"]) <= {"ok", "failed"}
+    failed = frame.filter(pl.col("status") == "failed")
+    assert failed.height > 0 and failed["failure_reason"].is_not_null().all()
+    assert set(failed["failure_reason"]) == {"server_error"} and failed["attempts"].to_list() == [3] * failed.height
+    ok = frame.filter(pl.col("status") == "ok")
+    assert (ok["attempts"] > 1).sum() >= 10  # faulted first attempts were retried and recovered
+    assert ok.height + failed.height == 120
+    # Nothing was sent more than max_attempts times, and a completed call was never sent again.
+    assert max(server.requests.values()) <= 3
+    assert all(server.requests[k] == server.ok[k] + (server.requests[k] - 1) for k in server.ok)
+    # Resuming retries nothing that failed finally (attempts == max) and re-sends nothing that completed.
+    before = sum(server.requests.values())
+    _run(cfg, instance, upstream=False)
+    assert sum(server.requests.values()) == before
+
+
+def test_context_length_and_samples(write_study, tmp_path, server, instance) -> None:
+    server.behaviour = FakeBehaviour(permanent={"context_length": 0.1})
+    cfg = _study(write_study, tmp_path, server, n=30, dispatch={"samples_per_prefix": 2})
+    _run(cfg, instance)
+    frame = _completions(cfg)
+    assert frame.height == 60 and frame["request_key"].n_unique() == 60
+    assert frame.group_by("prefix_id").len()["len"].to_list() == [2] * 30
+    ctx = frame.filter(pl.col("failure_reason") == "context_length")
+    assert ctx.height > 0 and ctx["attempts"].to_list() == [1] * ctx.height  # a 400 is final, not retried
+    # A release whose declared context is too small fails locally without sending anything.
+    cfg2 = _study(write_study, tmp_path, server, n=5, release=", context_tokens: 10", name="small")
+    before = sum(server.requests.values())
+    _run(cfg2, instance)
+    small = _completions(cfg2)
+    assert small["failure_reason"].to_list() == ["context_length"] * 5 and small["attempts"].to_list() == [0] * 5
+    assert sum(server.requests.values()) == before
+
+
+def test_budget_stops_dispatch_cleanly_and_resumes(write_study, tmp_path, server, instance) -> None:
+    prices = {"fake-model": {"input_per_mtok": 1_000_000, "output_per_mtok": 0}}  # $1 per prompt token
+    cfg = _study(write_study, tmp_path, server, n=20, dispatch={"prices": prices, "concurrency": 1}, release=", budget_usd: 100")
+    _run(cfg, instance)
+    frame = _completions(cfg)
+    stopped = frame.filter(pl.col("failure_reason") == "budget_exhausted")
+    assert 0 < stopped.height < 20 and frame.filter(pl.col("status") == "ok").height == 20 - stopped.height
+    assert stopped["attempts"].to_list() == [0] * stopped.height
+    sent = sum(server.requests.values())
+    assert sent == 20 - stopped.height
+    raised = cfg.read_text().replace("budget_usd: 100", "budget_usd: 100000")
+    cfg.write_text(raised)
+    _run(cfg, instance, upstream=False)
+    assert _completions(cfg)["status"].to_list() == ["ok"] * 20
+    assert sum(server.requests.values()) == 20  # only the stopped calls were sent
+
+
+def test_secret_never_logged_stored_or_in_metadata(write_study, tmp_path, server, instance) -> None:
+    cfg = _study(write_study, tmp_path, server, n=5)
+    result = _run(cfg, instance)
+    logs = "\n".join(str(e.user_message) + json.dumps(e.dagster_event.event_specific_data.__dict__ if e.dagster_event and e.dagster_event.event_specific_data else {}, default=str)
+                     for e in instance.all_logs(result.run_id))
+    assert SECRET not in logs
+    wh = load_study(cfg).warehouse_dir
+    for f in wh.iterdir():
+        assert SECRET.encode() not in f.read_bytes(), f
+    store = Store(wh / "completions.duckdb")
+    with store:
+        requests = store.all()["request"].to_list()
+    assert all(SECRET not in r for r in requests) and len(requests) == 5
+
+
+CRASH_SCRIPT = """
+import sys, dagster as dg
+from depsim_assets.definitions import ASSETS, CHECKS, build_resources
+cfg = sys.argv[1]
+with dg.DagsterInstance.get() as instance:
+    instance.add_dynamic_partitions("release", ["v1"])
+    dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(cfg), partition_key="v1",
+                   selection=dg.AssetSelection.assets("regenerated_completions"))
+"""
+
+
+def test_sigkill_mid_run_then_resume_sends_no_completed_call_again(write_study, tmp_path, server, instance, dagster_home) -> None:
+    cfg = _study(write_study, tmp_path, server, n=60, dispatch={"concurrency": 2})
+    resources = build_resources(str(cfg))
+    assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    server.behaviour = FakeBehaviour(latency=0.1)
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(cfg)], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and sum(server.ok.values()) < 15:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    completed_before = sum(server.ok.values())
+    assert 15 <= completed_before < 60, "the run must be killed mid-way"
+    journal = load_study(cfg).warehouse_dir / "completions.journal.jsonl"
+    recorded = {json.loads(line)["request_key"] for line in journal.read_text().splitlines() if line.strip()} if journal.exists() else set()
+    server.behaviour = FakeBehaviour()
+    _run(cfg, instance, upstream=False)
+    frame = _completions(cfg)
+    assert frame["status"].to_list() == ["ok"] * 60
+    # Calls recorded before the kill were not sent again; at most the calls in flight (2) were repeated.
+    sent_twice = [k for k, n in server.requests.items() if n > 1]
+    assert len(sent_twice) <= 2
+    # Map the store's request keys (body + sample index) to the server's keys (body only).
+    with Store(load_study(cfg).warehouse_dir / "completions.duckdb") as store:
+        bodies = dict(store.all().select("request_key", "request").iter_rows())
+    assert len(recorded) >= completed_before - 2
+    assert all(server.requests[body_key(json.loads(bodies[k]))] == 1 for k in recorded)
