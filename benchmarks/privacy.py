@@ -81,6 +81,11 @@ def bench_depsim(messages: list[str]) -> float:
 
 def bench_presidio(messages: list[str]) -> float | None:
     try:
+        import tldextract
+
+        # Presidio's e-mail recognizer uses tldextract, which would try to download the public suffix
+        # list; use the snapshot bundled with the package instead (no network).
+        tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
     except ImportError:

@@ -14,6 +14,13 @@ DEMO_STUDIES = ("depsim.yaml", "studies/xstest.yaml")
 def _cmd_run(args: argparse.Namespace) -> int:
     from depsim_assets.runner import format_summary, run_study
 
+    if args.dry_run:
+        from depsim_assets.batch import preview
+
+        run_study(args.config, releases=[])  # upstream only: no model is called
+        for key, value in preview(args.config, args.release).items():
+            print(f"{key}: {value}")
+        return 0
     started = time.perf_counter()
     summary = run_study(args.config, releases=[args.release])
     print(format_summary(summary))
@@ -29,6 +36,19 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     study = load_study(args.config)
     added = sync_releases(get_instance(), study.config)
     print(f"added release partitions: {', '.join(added)}" if added else "every declared release is already a partition")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from depsim_assets.batch import export_batch, import_batch
+
+    if args.batch_command == "export":
+        out = Path(args.out or f"batch_{args.release}.jsonl")
+        n = export_batch(args.config, args.release, out)
+        print(f"wrote {n} missing requests to {out} (OpenAI Batch API input; custom_id = depsim request key)")
+    else:
+        counts = import_batch(args.config, args.release, Path(args.file))
+        print(", ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
 
 
@@ -59,7 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the whole lineage for one release")
     run.add_argument("--release", required=True)
     run.add_argument("--config", help="study config (default: $DEPSIM_CONFIG or ./depsim.yaml)")
+    run.add_argument("--dry-run", action="store_true", help="print the missing calls, tokens and cost; send nothing")
     run.set_defaults(func=_cmd_run)
+    batch = sub.add_parser("batch", help="OpenAI Batch API route for a release's missing calls")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True)
+    exp = batch_sub.add_parser("export", help="write the missing requests as a Batch API input file")
+    exp.add_argument("--release", required=True)
+    exp.add_argument("--config")
+    exp.add_argument("--out")
+    imp = batch_sub.add_parser("import", help="fill the completion store from a Batch API output file")
+    imp.add_argument("--release", required=True)
+    imp.add_argument("--config")
+    imp.add_argument("--file", required=True)
+    for action in (exp, imp):
+        action.set_defaults(func=_cmd_batch)
     rel = sub.add_parser("releases", help="release partitions")
     rel_sub = rel.add_subparsers(dest="releases_command", required=True)
     sync = rel_sub.add_parser("sync", help="add every declared release as a `release` partition")
@@ -74,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, KeyError) as e:
+    except (ConfigError, KeyError, ValueError) as e:
         print(f"depsim: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     except FileNotFoundError as e:

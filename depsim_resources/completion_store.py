@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -60,7 +60,7 @@ class Outcome:
 class Store:
     """Open with `with Store(path) as store:`; one process writes at a time (DuckDB's rule)."""
 
-    def __init__(self, path: Path, merge_every: int = 500) -> None:
+    def __init__(self, path: Path, merge_every: int = 20_000) -> None:
         self.path = path
         self.journal = path.with_suffix(".journal.jsonl")
         self.merge_every = merge_every
@@ -83,7 +83,7 @@ class Store:
 
     def record(self, outcome: Outcome) -> None:
         assert self._fh is not None, "store is not open"
-        os.write(self._fh, orjson.dumps(asdict(outcome)) + b"\n")
+        os.write(self._fh, orjson.dumps(outcome) + b"\n")  # orjson serializes dataclasses natively
         self._pending += 1
         if self._pending >= self.merge_every:
             self.flush()
@@ -133,7 +133,9 @@ class CompletionStoreResource(dg.ConfigurableResource):
     """The completion store of the study (default `<warehouse_dir>/completions.duckdb`)."""
 
     path: str = ""
-    merge_every: int = 500
+    # The journal is the durable record; merging into DuckDB blocks the event loop for a moment, so
+    # it happens rarely (and always at the end of a run, and on the next open after a crash).
+    merge_every: int = 20_000
 
     def open(self, default_dir: Path) -> Store:
         return Store(Path(self.path) if self.path else default_dir / "completions.duckdb", self.merge_every)

@@ -213,3 +213,36 @@ def test_sigkill_mid_run_then_resume_sends_no_completed_call_again(write_study, 
         bodies = dict(store.all().select("request_key", "request").iter_rows())
     assert len(recorded) >= completed_before - 2
     assert all(server.requests[body_key(json.loads(bodies[k]))] == 1 for k in recorded)
+
+
+def test_dry_run_and_batch_route_send_nothing(write_study, tmp_path, server, instance, dagster_home, capsys) -> None:
+    from depsim_assets.cli import main as depsim_main
+
+    prices = {"fake-model": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}}
+    cfg = _study(write_study, tmp_path, server, n=10, dispatch={"prices": prices})
+    assert depsim_main(["run", "--release", "v1", "--config", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "missing_calls: 10" in out and "est_cost_usd_max:" in out and "est_prompt_tokens:" in out
+    assert sum(server.requests.values()) == 0
+    batch_in = tmp_path / "batch_in.jsonl"
+    assert depsim_main(["batch", "export", "--release", "v1", "--config", str(cfg), "--out", str(batch_in)]) == 0
+    lines = [json.loads(x) for x in batch_in.read_text().splitlines()]
+    assert len(lines) == 10 and {x["url"] for x in lines} == {"/v1/chat/completions"}
+    # What the Batch API would return: one output line per request, one of them an error.
+    batch_out = tmp_path / "batch_out.jsonl"
+    with open(batch_out, "w") as fh:
+        for i, line in enumerate(lines):
+            if i == 0:
+                fh.write(json.dumps({"custom_id": line["custom_id"], "response": {"status_code": 500, "body": {}}, "error": {"code": "server_error"}}) + "\n")
+                continue
+            body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"batched {i}"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 3}}
+            fh.write(json.dumps({"custom_id": line["custom_id"], "response": {"status_code": 200, "body": body}, "error": None}) + "\n")
+        fh.write(json.dumps({"custom_id": "not-ours", "response": {"status_code": 200, "body": {}}}) + "\n")
+    assert depsim_main(["batch", "import", "--release", "v1", "--config", str(cfg), "--file", str(batch_out)]) == 0
+    assert "imported_ok=9, imported_failed=1, unknown_custom_id=1" in capsys.readouterr().out
+    _run(cfg, instance, upstream=False)
+    frame = _completions(cfg)
+    assert frame["status"].to_list() == ["ok"] * 10
+    assert frame["response_text"].str.starts_with("batched").sum() == 9
+    assert sum(server.requests.values()) == 1  # only the call whose batch line failed went to the endpoint

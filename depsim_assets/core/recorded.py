@@ -68,10 +68,13 @@ def batch_output_outcomes(path: Path) -> list[dict[str, object]]:
             choice = body["choices"][0] if ok else {}
             usage = body.get("usage") or {}
             err = rec.get("error") or (body.get("error") if not ok else None) or {}
+            code = err.get("code") or resp.get("status_code") or "error"
+            # Server-side and expiry failures may be retried live; anything else is final.
+            transient = (resp.get("status_code") or 500) >= 500 or code in ("server_error", "batch_expired", "expired", "rate_limit_exceeded")
             out.append({
                 "request_key": rec["custom_id"],
                 "status": "ok" if ok else "failed",
-                "failure_reason": None if ok else f"batch_{err.get('code') or resp.get('status_code') or 'error'}",
+                "failure_reason": None if ok else ("server_error" if transient else f"batch_{code}"),
                 "response_text": (choice.get("message") or {}).get("content"),
                 "finish_reason": choice.get("finish_reason"),
                 "prompt_tokens": usage.get("prompt_tokens"),
