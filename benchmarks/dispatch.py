@@ -39,7 +39,12 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(base_url: str, n: int, concurrency: int, transport: str, tag: str) -> None:
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(base_url: str, n: int, concurrency: int, transport: str, tag: str, server_pid: int) -> None:
     release = ReleaseConfig(name="bench", backend="openai", model="fake-model", base_url=base_url, sampling={"max_tokens": 32})
     calls = []
     for i in range(n):
@@ -48,25 +53,27 @@ def run(base_url: str, n: int, concurrency: int, transport: str, tag: str) -> No
     cfg = DispatchConfig(concurrency=concurrency, timeout_s=30, progress_every_s=3600)
 
     async def go() -> None:
-        client = ModelEndpointResource(transport=transport).client(release)
-        async with client:
+        endpoint = ModelEndpointResource(transport=transport)
+        async with endpoint.client(release) as client:
             with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "c.duckdb") as store:
-                counts = await dispatch(calls, client, cfg, store.record, "fake-model", log=lambda _: None)
+                counts = await dispatch(calls, client, cfg, store.record, "fake-model", log=lambda _: None, send=endpoint.sender())
                 assert counts["ok"] == n, counts
 
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    cpu0, scpu0, t0 = cpu_seconds(), process_cpu_seconds(server_pid), time.perf_counter()
     asyncio.run(go())
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    server_busy = (process_cpu_seconds(server_pid) - scpu0) / wall
     bound = concurrency / LATENCY
     print(f"transport={transport:8s} concurrency={concurrency:4d}: {n / wall:8.1f} completions/s "
-          f"({n / wall / bound:5.1%} of the {bound:,.0f}/s bound), client CPU {cpu / n * 1000:.2f} ms per completion")
+          f"({n / wall / bound:5.1%} of the {bound:,.0f}/s bound), client CPU {cpu / n * 1000:.2f} ms per completion, "
+          f"client core {cpu / wall:4.0%} busy, server core {server_busy:4.0%} busy")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
-    ap.add_argument("--transport", nargs="+", default=["aiohttp", "httpx"])
+    ap.add_argument("--transport", nargs="+", default=["aiohttp", "httpx", "lean"])
     args = ap.parse_args()
     port = free_port()
     pin = ["taskset", "-c", "0"] if os.cpu_count() and os.cpu_count() > 1 else []
@@ -79,7 +86,7 @@ def main() -> None:
         print(f"server pinned to core 0, client to core 1; {args.calls} calls per run, {LATENCY * 1000:.0f} ms server latency")
         for transport in args.transport:
             for c in args.concurrency:
-                run(f"http://127.0.0.1:{port}/v1", args.calls, c, transport, f"{transport}-{c}")
+                run(f"http://127.0.0.1:{port}/v1", args.calls, c, transport, f"{transport}-{c}", server.pid)
     finally:
         server.terminate()
         server.wait()

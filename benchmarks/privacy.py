@@ -22,9 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from presidio_recall import DATASET, evaluate, summarize  # noqa: E402
+
 from depsim_assets.core.formats import parse_hh_transcript  # noqa: E402
 from depsim_assets.core.privacy.scrub import Scrubber  # noqa: E402
-from presidio_recall import DATASET, evaluate, summarize  # noqa: E402
 
 SHARED_HH = REPO.parent / "shared/data/traffic/hh-rlhf-harmless-base/test.jsonl.gz"
 DEMO_HH = REPO / "data/demo/hh_rlhf/harmless_base_test_sample.jsonl.gz"

@@ -6,7 +6,13 @@ from typing import Any
 from depsim_assets.core.config import Study, load_study
 from depsim_assets.core.recorded import batch_output_outcomes
 from depsim_assets.core.requests import canonical
-from depsim_assets.core.simulate import Plan, batch_requests, estimate, missing_calls, plan_calls
+from depsim_assets.core.simulate import (
+    Plan,
+    batch_requests,
+    estimate,
+    missing_calls,
+    plan_calls,
+)
 from depsim_resources.completion_store import CompletionStoreResource, Outcome
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import read_frame

@@ -4,11 +4,11 @@
 import dagster as dg
 import polars as pl
 
-from depsim_assets.metadata import md_table
 from depsim_assets.core.ingest import count_source_records, reconcile
 from depsim_assets.core.privacy.deidentify import canary_strings
 from depsim_assets.core.privacy.expectations import deidentified_expectations, run_suite
 from depsim_assets.core.privacy.gate import canary_values
+from depsim_assets.metadata import md_table
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import read_frame

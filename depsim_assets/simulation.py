@@ -8,7 +8,12 @@ import polars as pl
 from depsim_assets.core.dispatch import dispatch
 from depsim_assets.core.prefixes import build_prefixes, sample_prefixes, snapshot_id
 from depsim_assets.core.recorded import recorded_completions
-from depsim_assets.core.simulate import assemble, missing_calls, plan_calls, recorded_frame
+from depsim_assets.core.simulate import (
+    assemble,
+    missing_calls,
+    plan_calls,
+    recorded_frame,
+)
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
@@ -48,9 +53,10 @@ def _latency_quantiles(frame: pl.DataFrame) -> dict[str, float]:
     return {"latency_p50_ms": float(lat.quantile(0.5)), "latency_p95_ms": float(lat.quantile(0.95))} if len(lat) else {}
 
 
-async def _dispatch_release(calls, client, cfg, store, release, spent, log):  # noqa: ANN001, ANN202
-    async with client:
-        return await dispatch(calls, client, cfg, store.record, release.model, release.context_tokens, release.budget_usd, spent, log)
+async def _dispatch_release(calls, endpoint, cfg, store, release, spent, log):  # noqa: ANN001, ANN202
+    async with endpoint.client(release) as client:
+        return await dispatch(calls, client, cfg, store.record, release.model, release.context_tokens, release.budget_usd,
+                              spent, log, send=endpoint.sender())
 
 
 @dg.asset(
@@ -82,8 +88,7 @@ def regenerated_completions(
             todo = missing_calls(plan, store.lookup(plan.index["request_key"]), cfg)
             context.log.info(f"{len(plan.calls)} calls planned, {len(todo)} to send")
             if todo:
-                client = model_endpoint.client(release)
-                asyncio.run(_dispatch_release(todo, client, cfg, store, release, store.spent(release.name), context.log.info))
+                asyncio.run(_dispatch_release(todo, model_endpoint, cfg, store, release, store.spent(release.name), context.log.info))
             store.flush()
             sent = {c.request_key for c in todo}
             frame = assemble(plan, store.lookup(plan.index["request_key"]), release.model, sent)

@@ -4,10 +4,9 @@
 import dagster as dg
 import polars as pl
 
-from depsim_assets.metadata import md_table
 from depsim_assets.core.consent import apply_consent
-from depsim_assets.metadata import md_table
 from depsim_assets.core.ingest import ingest
+from depsim_assets.metadata import md_table
 from depsim_resources.study import StudyResource
 
 GROUP = "traffic"

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -246,3 +245,58 @@ def test_dry_run_and_batch_route_send_nothing(write_study, tmp_path, server, ins
     assert frame["status"].to_list() == ["ok"] * 10
     assert frame["response_text"].str.starts_with("batched").sum() == 9
     assert sum(server.requests.values()) == 1  # only the call whose batch line failed went to the endpoint
+
+
+def test_lean_transport_parses_into_the_sdk_type_like_the_sdk(server) -> None:
+    """The lean path and the SDK path return equal `ChatCompletion`s for the same request, and the
+    lean path classifies faults the same way the SDK path does."""
+    import asyncio
+
+    from openai.types.chat import ChatCompletion
+
+    from depsim_assets.core.config import ReleaseConfig
+    from depsim_assets.core.dispatch import Final, Retry, classify
+    from depsim_assets.core.requests import chat_body
+    from depsim_resources.model_endpoint import ModelEndpointResource
+
+    server.behaviour = FakeBehaviour(reasoning=True)
+    release = ReleaseConfig(name="v", backend="openai", model="fake-model", base_url=server.base_url, api_key_env="DEPSIM_TEST_API_KEY")
+    body = chat_body([{"role": "user", "content": "compare the parsers"}], release)
+
+    async def both(transport: str, b: dict) -> object:
+        endpoint = ModelEndpointResource(transport=transport)
+        async with endpoint.client(release) as client:
+            try:
+                return await endpoint.sender()(client, b, 2.0)
+            except Exception as exc:  # noqa: BLE001
+                return classify(exc)
+
+    sdk, lean = asyncio.run(both("aiohttp", body)), asyncio.run(both("lean", body))
+    assert isinstance(sdk, ChatCompletion) and isinstance(lean, ChatCompletion)
+    assert lean.model_dump(exclude={"created"}) == sdk.model_dump(exclude={"created"})
+    assert lean.choices[0].message.model_extra["reasoning_content"].startswith("thinking about")
+    for fault, expected in [("rate_limit", "rate_limited"), ("server_error", "server_error"), ("malformed", "malformed_response"),
+                            ("truncated", None), ("context_length", "context_length")]:
+        server.behaviour = FakeBehaviour(permanent={fault: 1.0}, retry_after=0.25)
+        sdk_v, lean_v = asyncio.run(both("aiohttp", body)), asyncio.run(both("lean", body))
+        assert isinstance(sdk_v, Retry | Final) and isinstance(lean_v, Retry | Final), fault
+        assert type(sdk_v) is type(lean_v), fault
+        if expected:
+            assert sdk_v.reason == lean_v.reason == expected, (fault, sdk_v.reason, lean_v.reason)
+        if fault == "rate_limit":
+            assert sdk_v.wait == lean_v.wait == 0.25  # Retry-After honoured on both paths
+
+
+def test_mixed_faults_on_the_lean_transport(write_study, tmp_path, server, instance, monkeypatch) -> None:
+    from depsim_resources.model_endpoint import ModelEndpointResource
+
+    server.behaviour = FakeBehaviour(fault_rates={"rate_limit": 0.05, "server_error": 0.05, "hang": 0.05, "malformed": 0.05},
+                                     retry_after=0.05, hang_seconds=3.0)
+    cfg = _study(write_study, tmp_path, server, n=60)
+    resources = {**build_resources(str(cfg)), "model_endpoint": ModelEndpointResource(transport="lean")}
+    assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    instance.add_dynamic_partitions("release", ["v1"])
+    dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, partition_key="v1", selection=dg.AssetSelection.assets("regenerated_completions"))
+    frame = _completions(cfg)
+    assert frame["status"].to_list() == ["ok"] * 60
+    assert (frame["attempts"] > 1).sum() >= 6 and max(server.requests.values()) <= 3

@@ -5,9 +5,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from depsim_assets.core.config import IngestConfig, PrefixConfig, SampleTarget, SamplingConfig, SourceConfig
+from depsim_assets.core.config import (
+    IngestConfig,
+    PrefixConfig,
+    SampleTarget,
+    SamplingConfig,
+    SourceConfig,
+)
 from depsim_assets.core.ingest import ingest
-from depsim_assets.core.power import events_for_precision, sample_size, sample_size_detect, sample_size_precision
+from depsim_assets.core.power import (
+    events_for_precision,
+    sample_size,
+    sample_size_detect,
+    sample_size_precision,
+)
 from depsim_assets.core.prefixes import build_prefixes, sample_prefixes, snapshot_id
 from tests.conftest import REPO, TESTS
 

@@ -5,7 +5,13 @@ import pytest
 
 from depsim_assets.core.privacy.gate import scan
 from depsim_assets.core.privacy.names import resolve_capitalized, resolve_cued
-from depsim_assets.core.privacy.rules import card_valid, hmac_hex, iban_valid_one, luhn_valid, ssn_valid
+from depsim_assets.core.privacy.rules import (
+    card_valid,
+    hmac_hex,
+    iban_valid_one,
+    luhn_valid,
+    ssn_valid,
+)
 from depsim_assets.core.privacy.scrub import Scrubber, is_surrogate
 from tests.conftest import TESTS
 

@@ -18,10 +18,9 @@ from typing import Any
 
 import openai
 import orjson
-
-from depsim_assets.core.config import DispatchConfig, Price
 from openai.types.chat import ChatCompletion
 
+from depsim_assets.core.config import DispatchConfig, Price
 from depsim_assets.core.requests import canonical, estimate_tokens
 from depsim_resources.completion_store import Outcome
 
@@ -90,6 +89,8 @@ def retry_after_seconds(headers: Any) -> float | None:
 
 def classify(exc: BaseException) -> Retry | Final:
     """Map an SDK or transport error onto depsim's retry policy."""
+    if isinstance(exc, Retry | Final):
+        return exc  # already classified (the lean transport raises these)
     if isinstance(exc, openai.RateLimitError):
         return Retry("rate_limited", retry_after_seconds(exc.response.headers))
     if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError):
@@ -141,7 +142,7 @@ async def _send(client: openai.AsyncOpenAI, body: dict[str, Any], timeout: float
 
 async def dispatch(
     calls: list[Call],
-    client: openai.AsyncOpenAI,
+    client: Any,
     cfg: DispatchConfig,
     record: Callable[[Outcome], None],
     model: str,
@@ -149,7 +150,7 @@ async def dispatch(
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
     log: Callable[[str], None] = print,
-    send: Callable[[openai.AsyncOpenAI, dict[str, Any], float], Awaitable[Any]] = _send,
+    send: Callable[[Any, dict[str, Any], float], Awaitable[Any]] = _send,
 ) -> Counter[str]:
     """Run every call to a final outcome (or until the budget stops dispatch); returns outcome counts."""
     price = cfg.prices.get(model)

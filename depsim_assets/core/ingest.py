@@ -177,7 +177,7 @@ def _attributes(obj: dict[str, Any], skip: set[str], keep: list[str] | None) -> 
     return orjson.dumps(attrs, default=str, option=orjson.OPT_SORT_KEYS).decode() if attrs else None
 
 
-def _records(path: Path, source: SourceConfig, cfg: IngestConfig) -> Iterator[tuple[int, Any, Any]]:
+def _records(path: Path, cfg: IngestConfig) -> Iterator[tuple[int, Any, Any]]:
     name = path.name.lower()
     if name.endswith(".csv"):
         return iter_csv(path)
@@ -192,7 +192,7 @@ def ingest_source(source: SourceConfig, base: Path, cfg: IngestConfig, seen_ids:
     for path in expand_paths(source.paths, base):
         file = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
         fixed: Format | None = None if source.format == "auto" else source.format  # type: ignore[assignment]
-        for line_no, raw, obj in _records(path, source, cfg):
+        for line_no, raw, obj in _records(path, cfg):
             b.records += 1
             if isinstance(obj, Rejected):
                 b.reject(file, line_no, obj, raw)

@@ -9,8 +9,6 @@ import orjson
 
 from depsim_assets.core.config import ReleaseConfig
 
-KNOWN_PARAMS = ("model", "messages", "temperature", "top_p", "max_tokens", "seed", "response_format", "tools", "tool_choice", "n", "stop")
-
 
 def _message(m: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m["role"], "content": m.get("content")}
@@ -51,10 +49,3 @@ def estimate_tokens(body: dict[str, Any]) -> int:
     """A conservative prompt-token estimate (4 characters per token) for budgets and rate limits."""
     chars = sum(len(m.get("content") or "") + len(orjson.dumps(m.get("tool_calls") or [])) for m in body["messages"])
     return chars // 4 + 4 * len(body["messages"])
-
-
-def split_params(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(keyword arguments the SDK knows, everything else for `extra_body`)."""
-    known = {k: v for k, v in body.items() if k in KNOWN_PARAMS}
-    extra = {k: v for k, v in body.items() if k not in KNOWN_PARAMS}
-    return known, extra

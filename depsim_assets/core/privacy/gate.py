@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from depsim_assets.core.privacy.rules import DOC_NETS_V4, EXAMPLE_IBANS, TEST_CARDS, hmac_hex, iban_valid_one, luhn_valid
+from depsim_assets.core.privacy.rules import (
+    DOC_NETS_V4,
+    EXAMPLE_IBANS,
+    TEST_CARDS,
+    hmac_hex,
+    iban_valid_one,
+    luhn_valid,
+)
 
 _EMAIL = r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[A-Za-z]{2,}"
 _SECRET = (
