@@ -62,6 +62,8 @@ def test_releases_sync_cli(dagster_home: Path, capsys: pytest.CaptureFixture[str
     assert "hh-rejected, hh-chosen" in capsys.readouterr().out
     with dg.DagsterInstance.get() as inst:
         assert set(inst.get_dynamic_partitions("release")) == {"hh-rejected", "hh-chosen"}
+        # The llm pool gets its own limit at setup (dagster.yaml only holds a default).
+        assert inst.event_log_storage.get_concurrency_info("llm").slot_count == 4
     assert depsim_main(["releases", "sync", "--config", str(REPO / "depsim.yaml")]) == 0
     assert "already" in capsys.readouterr().out
 

@@ -52,11 +52,11 @@ class Final(Exception):
 
 
 class TokenBucket:
-    """`rate` units per minute, bursting up to one minute's worth."""
+    """`per_minute` units per minute, bursting up to `burst_s` seconds' worth."""
 
-    def __init__(self, per_minute: float | None) -> None:
+    def __init__(self, per_minute: float | None, burst_s: float = 1.0) -> None:
         self.rate = per_minute / 60.0 if per_minute else None
-        self.capacity = per_minute or 0.0
+        self.capacity = max(1.0, (per_minute or 0.0) / 60.0 * burst_s)
         self.tokens = self.capacity
         self.stamp = time.monotonic()
         self.lock = asyncio.Lock()
