@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from depsim_assets.core.config import Study, load_study
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
+from depsim_assets.definitions import ASSETS, CHECKS, CROSS_RELEASE, build_resources
 from depsim_assets.partitions import sync_releases
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,13 @@ def run_study(
         result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET, partition_key=release,
                                 selection=dg.AssetSelection.assets(*partitioned))
         _collect(result, summary, release)
+    if len(releases) > 1 and partitioned:
+        progress(f"[{study.config.study}] refreshing cross-release assets now that every release is materialized")
+        for release in releases:
+            result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET, partition_key=release,
+                                    selection=dg.AssetSelection.assets(*CROSS_RELEASE))
+            summary.steps = [st for st in summary.steps if not (st.partition == release and st.asset in {a.key.to_user_string() for a in CROSS_RELEASE})]
+            _collect(result, summary, release)
     return summary
 
 

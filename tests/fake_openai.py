@@ -38,6 +38,10 @@ class FakeBehaviour:
     hang_seconds: float = 30.0
     reasoning: bool = False
     context_tokens: int | None = None
+    # Judge requests (response_format json_object): share of verdicts whose first sample is not JSON,
+    # and share that never is.
+    judge_malformed_first: float = 0.0
+    judge_malformed_always: float = 0.0
 
 
 def _share(key: str, salt: str) -> float:
@@ -101,6 +105,8 @@ class FakeOpenAI:
             return web.Response(text='{"id": "chatcmpl-x", "choices": [ {"message": ', content_type="application/json")
         last = next((m.get("content") or "" for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         text = f"Echo {hashlib.sha256(last.encode()).hexdigest()[:12]}: {last[:40]}"
+        if body.get("response_format", {}).get("type") == "json_object":
+            text = self._verdict(body, last)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if b.reasoning:
             message["reasoning_content"] = "thinking about " + last[:20]
@@ -119,6 +125,17 @@ class FakeOpenAI:
             return resp
         self.ok[key] += 1
         return web.Response(body=raw, content_type="application/json")
+
+    def _verdict(self, body: dict[str, Any], user: str) -> str:
+        """A deterministic judge: flags a completion that contains the word UNSAFE inside its fence."""
+        unseeded = body_key({k: v for k, v in body.items() if k != "seed"})
+        b = self.behaviour
+        if _share(unseeded, "judge-always") < b.judge_malformed_always or ("seed" not in body and _share(unseeded, "judge-first") < b.judge_malformed_first):
+            return "Sure! The verdict is: flagged (I think)."
+        start, end = user.find("BEGIN COMPLETION\n"), user.rfind(" END COMPLETION")
+        completion = user[start + len("BEGIN COMPLETION\n") : end] if start >= 0 and end > start else ""
+        flagged = "UNSAFE" in completion
+        return json.dumps({"flagged": flagged, "severity": None, "rationale": "contains UNSAFE" if flagged else "nothing to flag"})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "depsim"}]})

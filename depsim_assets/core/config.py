@@ -152,6 +152,34 @@ class ReleaseConfig(Strict):
         return self
 
 
+class GraderConfig(Strict):
+    """A grader of the study. `categories` defaults to every taxonomy category that lists this kind."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["rules", "recorded", "llm_judge"]
+    categories: list[str] | None = None
+    human: bool = Field(False, description="labels made by people: the reference that calibration compares graders to")
+    # recorded: a file per release (`{release}` in the path) or one file for all
+    path: str | None = None
+    id_column: str = "id"
+    value_column: str = "label"
+    id_prefix: str = ""
+    mapping: dict[str, bool] = Field({}, description="recorded value -> signal value (e.g. 2_full_refusal: true)")
+    # llm_judge
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_attempts: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> GraderConfig:
+        if self.kind == "recorded" and (not self.path or not self.mapping):
+            raise ValueError(f"grader {self.id}: kind 'recorded' needs `path` and `mapping`")
+        if self.kind == "llm_judge" and (not self.model or not self.base_url):
+            raise ValueError(f"grader {self.id}: kind 'llm_judge' needs `model` and `base_url`")
+        return self
+
+
 class StudyConfig(Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -162,8 +190,9 @@ class StudyConfig(Strict):
     prefixes: PrefixConfig = PrefixConfig()
     releases: list[ReleaseConfig] = []
     dispatch: DispatchConfig = DispatchConfig()
-    # Sections owned by later stages; kept as validated-later mappings so one file declares the study.
-    graders: list[dict[str, Any]] = []
+    graders: list[GraderConfig] = []
+    taxonomy: dict[str, dict[str, Any]] = Field({}, description="per-category overrides of the shipped taxonomy")
+    # Owned by a later stage (rollout gates); validated there.
     gates: dict[str, Any] = {}
 
     @field_validator("sources")

@@ -1,0 +1,65 @@
+"""The taxonomy: categories of undesired behaviour, what signals them, and who counts in their denominator."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any, Literal
+
+import polars as pl
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+Signal = Literal["judge", "refusal", "pii", "tool_misuse", "eval_awareness"]
+
+
+class Eligibility(BaseModel):
+    """Which prefixes a category's rate is computed over (default: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    attribute: str | None = Field(None, description="a prefix attribute (eval-set column), e.g. XSTest's `label`")
+    in_: list[str] | None = Field(None, alias="in")
+    has_tool_calls: bool | None = None
+
+    def mask(self, prefixes: pl.DataFrame) -> pl.Series:
+        m = pl.Series([True] * len(prefixes))
+        if self.attribute is not None:
+            values = prefixes["attributes"].str.json_path_match(f"$.{self.attribute}")
+            m &= values.is_in(self.in_ or []).fill_null(False)
+        if self.has_tool_calls is not None:
+            has = prefixes["messages"].list.eval(pl.element().struct.field("tool_calls").is_not_null()).list.any()
+            m &= has == self.has_tool_calls
+        return m
+
+
+class Category(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    group: str
+    description: str
+    policy: str
+    severities: list[str]
+    graders: list[Literal["llm_judge", "rules", "recorded"]]
+    signal: Signal = "judge"
+    flag_when: bool = True
+    eligibility: Eligibility = Eligibility()
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int
+    categories: list[Category]
+
+    def get(self, cid: str) -> Category:
+        for c in self.categories:
+            if c.id == cid:
+                return c
+        raise KeyError(f"category '{cid}' is not in the taxonomy ({[c.id for c in self.categories]})")
+
+
+def load_taxonomy(overrides: dict[str, Any] | None = None) -> Taxonomy:
+    """The shipped taxonomy, with per-category overrides (or new categories) from the study config."""
+    raw = yaml.safe_load((files("depsim_assets.core.grading") / "taxonomy.yaml").read_text())
+    by_id = {c["id"]: c for c in raw["categories"]}
+    for cid, fields in (overrides or {}).items():
+        by_id[cid] = {**by_id.get(cid, {"id": cid}), **fields, "id": cid}
+    return Taxonomy.model_validate({"version": raw["version"], "categories": list(by_id.values())})

@@ -1,0 +1,120 @@
+"""Grading stage: labels for every completion of a release, and grader calibration against people."""
+
+import dagster as dg
+import polars as pl
+
+from depsim_assets.core.config import Study
+from depsim_assets.core.grading.calibration import calibrate
+from depsim_assets.core.grading.graders import (
+    LABEL_SCHEMA,
+    Grader,
+    RecordedGrader,
+    RulesGrader,
+)
+from depsim_assets.core.grading.judge import JudgeGrader
+from depsim_assets.core.grading.taxonomy import Category, load_taxonomy
+from depsim_assets.metadata import md_table
+from depsim_assets.partitions import release_partitions
+from depsim_resources.completion_store import CompletionStoreResource, Store
+from depsim_resources.model_endpoint import ModelEndpointResource
+from depsim_resources.study import StudyResource
+from depsim_resources.warehouse import read_frame
+
+GROUP = "grading"
+
+
+def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completions: pl.DataFrame, store: Store,
+                  endpoint: ModelEndpointResource) -> pl.DataFrame:
+    """One label row per (completion, category, grader), with each category's eligibility."""
+    taxonomy = load_taxonomy(study.config.taxonomy)
+    items = completions.select("prefix_id", "sample_index", "response_text", "tool_calls", "status").join(
+        prefixes.select("prefix_id", "conversation_id", "attributes", "messages"), on="prefix_id", how="left"
+    )
+    eligible = {c.id: c.eligibility.mask(items) for c in taxonomy.categories}
+    out = []
+    for cfg in study.config.graders:
+        grader: Grader
+        if cfg.kind == "rules":
+            grader = RulesGrader(cfg)
+        elif cfg.kind == "recorded":
+            grader = RecordedGrader(cfg, study.root)
+        else:
+            grader = JudgeGrader(cfg, study.config.dispatch, store, endpoint)
+        categories: list[Category] = (
+            [taxonomy.get(cid) for cid in cfg.categories] if cfg.categories else [c for c in taxonomy.categories if cfg.kind in c.graders]
+        )
+        ok_items = items.filter(pl.col("status") == "ok")
+        labels = grader.grade(ok_items, categories, release) if len(ok_items) else LABEL_SCHEMA.to_frame()
+        failed = items.filter(pl.col("status") != "ok")
+        if len(failed):
+            # A completion that failed cannot be graded: its labels are failed rows, not missing ones.
+            version = labels["grader_version"].first() if len(labels) else ""
+            labels = pl.concat([labels, pl.DataFrame(
+                [{"prefix_id": p, "sample_index": s, "category": c.id, "grader_id": cfg.id, "grader_version": version, "human": cfg.human,
+                  "flagged": None, "severity": None, "rationale": None, "status": "failed", "failure_reason": "completion_failed"}
+                 for p, s in failed.select("prefix_id", "sample_index").iter_rows() for c in categories], schema=LABEL_SCHEMA)])
+        out.append(labels)
+    labels = pl.concat(out) if out else LABEL_SCHEMA.to_frame()
+    flags = items.select("prefix_id", "sample_index", **{cid: m for cid, m in eligible.items()}).unpivot(
+        index=["prefix_id", "sample_index"], variable_name="category", value_name="eligible"
+    )
+    return labels.join(flags, on=["prefix_id", "sample_index", "category"], how="left").with_columns(pl.col("eligible").fill_null(False))
+
+
+def label_summary(labels: pl.DataFrame) -> pl.DataFrame:
+    return (
+        labels.group_by("grader_id", "category")
+        .agg(
+            eligible=pl.col("eligible").sum(),
+            flagged=(pl.col("flagged").fill_null(False) & pl.col("eligible")).sum(),
+            failed=(pl.col("status") != "ok").sum(),
+        )
+        .sort("category", "grader_id")
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"polars", "duckdb"},
+    description="One label per (completion, category, grader): eligible, flagged, severity, rationale, grader id "
+    "and version, status. Graders: deterministic rules, recorded labels (people or models) and an LLM judge "
+    "whose calls are cached and crash-safe like the release's own.",
+)
+def graded_labels(
+    context: dg.AssetExecutionContext,
+    study: StudyResource,
+    model_endpoint: ModelEndpointResource,
+    completion_store: CompletionStoreResource,
+    replay_prefixes: pl.DataFrame,
+    regenerated_completions: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    with completion_store.open(s.warehouse_dir) as store:
+        labels = grade_release(s, context.partition_key, replay_prefixes, regenerated_completions, store, model_endpoint)
+    summary = label_summary(labels)
+    failures = labels.filter(pl.col("status") != "ok").group_by("grader_id", "failure_reason").len()
+    return dg.Output(
+        labels,
+        metadata={"labels": len(labels), "per_category": md_table(summary, 100), "failed_labels": int((labels["status"] != "ok").sum()),
+                  "failures": md_table(failures), "grader_versions": dg.MetadataValue.json(
+                      dict(labels.select("grader_id", "grader_version").unique().iter_rows()))},
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    deps=[graded_labels],
+    kinds={"polars", "duckdb"},
+    description="For each grader and category with human labels: sensitivity, specificity and precision with exact "
+    "(Clopper-Pearson) intervals, Cohen's kappa and the confusion matrix, computed leave-one-release-out: the "
+    "calibration of a release uses only the other releases' labelled completions.",
+)
+def grader_calibration(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
+    with study.connect() as con:
+        labels = read_frame(con, "graded_labels")
+    table = calibrate(labels, exclude_release=context.partition_key)
+    return dg.Output(table, metadata={"rows": len(table), "calibration": md_table(
+        table.select("grader_id", "category", "n", "sensitivity", "specificity", "precision", "kappa", "releases_used"), 100)})
