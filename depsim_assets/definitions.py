@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from depsim_assets import checks, grading, privacy, simulation, traffic
+from depsim_assets import checks, forecasting, grading, privacy, simulation, traffic
 from depsim_assets.partitions import release_partition_sensor
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
@@ -12,10 +12,11 @@ from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
 ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes,
-          simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration]
+          simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration,
+          forecasting.rate_forecasts, forecasting.release_comparison]
 # Per-release assets that read other releases' partitions from the warehouse (leave-one-release-out):
 # after a multi-release run, they are refreshed once every release's inputs exist.
-CROSS_RELEASE = [grading.grader_calibration]
+CROSS_RELEASE = [grading.grader_calibration, forecasting.rate_forecasts, forecasting.release_comparison]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 
 

@@ -21,3 +21,32 @@ def md_table(frame: pl.DataFrame, rows: int = 50) -> dg.MetadataValue:
     if len(frame) > rows:
         lines.append(f"\n_{len(frame) - rows} more rows_")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def rates_plot(table: pl.DataFrame, title: str) -> dg.MetadataValue:
+    """Per-category rates per 100k with intervals, one marker per release, as an inline PNG."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = table["category"].unique(maintain_order=True).to_list()
+    releases = table["release"].unique(maintain_order=True).to_list()
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(1, len(cats))))
+    for j, rel in enumerate(releases):
+        sub = table.filter(pl.col("release") == rel)
+        ys = [cats.index(c) + (j - (len(releases) - 1) / 2) * 0.25 for c in sub["category"]]
+        rate, lo, hi = sub["rate"].to_numpy(), sub["lo"].to_numpy(), sub["hi"].to_numpy()
+        ax.errorbar(rate, ys, xerr=[rate - lo, hi - rate], fmt="o", capsize=3, label=rel)
+    ax.set_yticks(range(len(cats)), cats)
+    ax.set_xlabel("rate per 100k messages (95% interval)")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")

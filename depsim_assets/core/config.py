@@ -180,6 +180,13 @@ class GraderConfig(Strict):
         return self
 
 
+class ForecastConfig(Strict):
+    primary_graders: dict[str, str] = Field({}, description="category -> grader id whose labels make its rate (default: the first non-human grader)")
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    direction_level: float = Field(0.1, gt=0, lt=1, description="BH-adjusted level for calling a direction vs the incumbent")
+    bootstrap_reps: int = Field(2000, ge=200)
+
+
 class StudyConfig(Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -192,6 +199,7 @@ class StudyConfig(Strict):
     dispatch: DispatchConfig = DispatchConfig()
     graders: list[GraderConfig] = []
     taxonomy: dict[str, dict[str, Any]] = Field({}, description="per-category overrides of the shipped taxonomy")
+    forecasting: ForecastConfig = ForecastConfig()
     # Owned by a later stage (rollout gates); validated there.
     gates: dict[str, Any] = {}
 

@@ -1,0 +1,77 @@
+"""Forecasting stage: per-release rate forecasts, and the paired comparison with the incumbent."""
+
+import dagster as dg
+import polars as pl
+
+from depsim_assets.core.forecast import compare
+from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
+from depsim_assets.grading import graded_labels, grader_calibration
+from depsim_assets.metadata import md_table, rates_plot
+from depsim_assets.partitions import release_partitions
+from depsim_resources.study import StudyResource
+from depsim_resources.warehouse import read_frame
+
+GROUP = "forecasting"
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    ins={"graded_labels": dg.AssetIn(), "grader_calibration": dg.AssetIn()},
+    kinds={"polars", "duckdb"},
+    description="Per category, over eligible prefixes only: n, flagged, rate per 100k with Clopper-Pearson and "
+    "Jeffreys intervals, an upper bound when nothing was flagged, the detection floor given n and the grader's "
+    "sensitivity, the sampling-weighted (Hájek) rate with a bootstrap-by-conversation interval where needed, "
+    "and a grader-corrected rate from the leave-one-release-out calibration (or the reason it was refused).",
+)
+def rate_forecasts(
+    context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.DataFrame, grader_calibration: pl.DataFrame,
+    replay_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    cfg = study.load().config.forecasting
+    table = build_rate_forecasts(graded_labels, replay_prefixes, grader_calibration, cfg)
+    shown = table.select("category", "grader_id", "n_eligible", "flagged", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k",
+                         "corrected_rate_per_100k") if len(table) and "grader_id" in table.columns else table
+    return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    deps=[graded_labels, grader_calibration, rate_forecasts],
+    kinds={"polars", "duckdb"},
+    description="The release against its incumbent on the same prefixes (same snapshot id, else it fails): per "
+    "category the rate ratio with an interval and an exact paired test on discordant pairs (McNemar), "
+    "Benjamini-Hochberg across categories, and a predicted direction (up, down, no detectable change). Reads both "
+    "releases from the warehouse: Dagster cannot map one dynamic partition onto another in an asset's inputs.",
+)
+def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    release = s.config.release(context.partition_key)
+    if release.incumbent is None:
+        return dg.Output(pl.DataFrame(schema={"category": pl.String}), metadata={"note": "no incumbent declared: nothing to compare"})
+    pair = [release.name, release.incumbent]
+    with study.connect() as con:
+        labels = read_frame(con, "graded_labels", pair)
+        snaps = read_frame(con, "regenerated_completions", pair).group_by("release").agg(pl.col("snapshot_id").unique())
+        forecasts = read_frame(con, "rate_forecasts", pair)
+    found = {r: sorted(x for x in ids if x) for r, ids in snaps.iter_rows()}
+    if release.incumbent not in found or labels.filter(pl.col("release") == release.incumbent).is_empty():
+        raise ValueError(f"incumbent '{release.incumbent}' has no graded completions: materialize its partition first")
+    if found.get(release.name) != found.get(release.incumbent):
+        raise ValueError(
+            f"'{release.name}' and its incumbent '{release.incumbent}' were run on different prefix snapshots "
+            f"({found.get(release.name)} vs {found.get(release.incumbent)}): re-materialize the older one on the current replay_prefixes"
+        )
+    cfg = s.config.forecasting
+    table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
+    plot_rows = forecasts.select("release", "category", rate="rate_per_100k", lo="cp_lo_per_100k", hi="cp_hi_per_100k").drop_nulls()
+    return dg.Output(
+        table.with_columns(incumbent=pl.lit(release.incumbent)),
+        metadata={
+            "incumbent": release.incumbent, "snapshot_id": found[release.name][0] if found[release.name] else "",
+            "comparison": md_table(table.select("category", "pairs", "incumbent_rate_per_100k", "candidate_rate_per_100k", "rate_ratio",
+                                                "ratio_lo", "ratio_hi", "p_adjusted_bh", "direction") if len(table) > 0 and "pairs" in table.columns else table),
+            "rates_plot": rates_plot(plot_rows, f"{release.name} vs {release.incumbent}") if len(plot_rows) else dg.MetadataValue.md("_no rates_"),
+        },
+    )
