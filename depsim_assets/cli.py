@@ -52,8 +52,24 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from depsim_assets.core.config import load_study
+    from depsim_assets.core.ledger import verify
+    from depsim_resources.study import StudyResource
+
+    study = load_study(args.config)
+    with StudyResource(config_path=str(study.path)).connect() as con:
+        result = verify(con)
+    if result.ok:
+        print(f"ledger ok: {result.entries} entries, head {result.head}")
+        return 0
+    print(f"ledger BROKEN: {len(result.broken)} entr{'y' if len(result.broken) == 1 else 'ies'} changed: seq {', '.join(map(str, result.broken))}")
+    return 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from depsim_assets.core.config import load_study
+    from depsim_assets.report import forecast_lines, scorecard_lines
     from depsim_assets.runner import REPO_ROOT, format_summary, run_study
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -69,6 +85,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         summary = run_study(path, releases=[r.name for r in study.config.releases])
         ok &= all(summary.checks.values())
         print(format_summary(summary))
+        print("\n".join(forecast_lines(study) + scorecard_lines(study)))
     print(f"demo finished in {time.perf_counter() - started:.1f}s")
     return 0 if ok else 1
 
@@ -98,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync = rel_sub.add_parser("sync", help="add every declared release as a `release` partition")
     sync.add_argument("--config")
     sync.set_defaults(func=_cmd_sync)
+    ledger = sub.add_parser("ledger", help="the hash-chained forecast ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    ver = ledger_sub.add_parser("verify", help="recompute the chain and name any entry that changed")
+    ver.add_argument("--config")
+    ver.set_defaults(func=_cmd_ledger)
     demo = sub.add_parser("demo", help="run the shipped demo studies offline")
     demo.set_defaults(func=_cmd_demo)
     return p

@@ -3,7 +3,15 @@
 
 import dagster as dg
 
-from depsim_assets import checks, forecasting, grading, privacy, simulation, traffic
+from depsim_assets import (
+    checks,
+    forecasting,
+    grading,
+    post_release,
+    privacy,
+    simulation,
+    traffic,
+)
 from depsim_assets.partitions import release_partition_sensor
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
@@ -13,10 +21,13 @@ from depsim_resources.warehouse import WarehouseIOManager
 
 ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration,
-          forecasting.rate_forecasts, forecasting.release_comparison]
+          forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
+          post_release.forecast_scorecard]
 # Per-release assets that read other releases' partitions from the warehouse (leave-one-release-out):
 # after a multi-release run, they are refreshed once every release's inputs exist.
 CROSS_RELEASE = [grading.grader_calibration, forecasting.rate_forecasts, forecasting.release_comparison]
+# Unpartitioned assets that read every release: run last.
+FINAL = [post_release.forecast_scorecard]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 
 

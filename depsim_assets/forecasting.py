@@ -5,6 +5,8 @@ import polars as pl
 
 from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
+from depsim_assets.core.ledger import append as append_ledger
+from depsim_assets.core.post_release import filter_prefix_ids
 from depsim_assets.grading import graded_labels, grader_calibration
 from depsim_assets.metadata import md_table, rates_plot
 from depsim_assets.partitions import release_partitions
@@ -29,7 +31,8 @@ def rate_forecasts(
     replay_prefixes: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     cfg = study.load().config.forecasting
-    table = build_rate_forecasts(graded_labels, replay_prefixes, grader_calibration, cfg)
+    keep = filter_prefix_ids(replay_prefixes, cfg.prefix_filter)
+    table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), replay_prefixes, grader_calibration, cfg)
     shown = table.select("category", "grader_id", "n_eligible", "flagged", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k",
                          "corrected_rate_per_100k") if len(table) and "grader_id" in table.columns else table
     return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
@@ -49,12 +52,16 @@ def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) 
     s = study.load()
     release = s.config.release(context.partition_key)
     if release.incumbent is None:
-        return dg.Output(pl.DataFrame(schema={"category": pl.String}), metadata={"note": "no incumbent declared: nothing to compare"})
+        with study.connect() as con:
+            head = append_ledger(con, release.name, read_frame(con, "rate_forecasts", [release.name]).drop("release"), s.config_hash, {})
+        return dg.Output(pl.DataFrame(schema={"category": pl.String}),
+                         metadata={"note": "no incumbent declared: nothing to compare", "ledger_head": head})
     pair = [release.name, release.incumbent]
     with study.connect() as con:
         labels = read_frame(con, "graded_labels", pair)
         snaps = read_frame(con, "regenerated_completions", pair).group_by("release").agg(pl.col("snapshot_id").unique())
         forecasts = read_frame(con, "rate_forecasts", pair)
+        prefixes = read_frame(con, "replay_prefixes")
     found = {r: sorted(x for x in ids if x) for r, ids in snaps.iter_rows()}
     if release.incumbent not in found or labels.filter(pl.col("release") == release.incumbent).is_empty():
         raise ValueError(f"incumbent '{release.incumbent}' has no graded completions: materialize its partition first")
@@ -64,12 +71,21 @@ def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) 
             f"({found.get(release.name)} vs {found.get(release.incumbent)}): re-materialize the older one on the current replay_prefixes"
         )
     cfg = s.config.forecasting
+    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(prefixes, cfg.prefix_filter)))
     table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
+    # The forecast of record: this release's rates with its direction vs the incumbent, appended to the
+    # hash-chained ledger (never rewritten; re-materializing appends new entries).
+    own = forecasts.filter(pl.col("release") == release.name).drop("release")
+    record = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left") \
+        if "direction" in table.columns else own
+    versions = dict(labels.filter(pl.col("release") == release.name).select("grader_id", "grader_version").unique().iter_rows())
+    with study.connect() as con:
+        head = append_ledger(con, release.name, record.with_columns(incumbent=pl.lit(release.incumbent)), s.config_hash, versions)
     plot_rows = forecasts.select("release", "category", rate="rate_per_100k", lo="cp_lo_per_100k", hi="cp_hi_per_100k").drop_nulls()
     return dg.Output(
         table.with_columns(incumbent=pl.lit(release.incumbent)),
         metadata={
-            "incumbent": release.incumbent, "snapshot_id": found[release.name][0] if found[release.name] else "",
+            "incumbent": release.incumbent, "ledger_head": head, "snapshot_id": found[release.name][0] if found[release.name] else "",
             "comparison": md_table(table.select("category", "pairs", "incumbent_rate_per_100k", "candidate_rate_per_100k", "rate_ratio",
                                                 "ratio_lo", "ratio_hi", "p_adjusted_bh", "direction") if len(table) > 0 and "pairs" in table.columns else table),
             "rates_plot": rates_plot(plot_rows, f"{release.name} vs {release.incumbent}") if len(plot_rows) else dg.MetadataValue.md("_no rates_"),

@@ -50,3 +50,38 @@ def rates_plot(table: pl.DataFrame, title: str) -> dg.MetadataValue:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
+    """Forecast vs observed per 100k on log-log axes, with intervals, y = x and 1.5x bands."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if rows.is_empty():
+        return dg.MetadataValue.md("_nothing to plot_")
+    floor = rows["floor"].fill_null(1.0).to_numpy()
+    obs = np.maximum(rows["observed_rate"].to_numpy(), floor)
+    fc = np.maximum(rows["forecast_rate"].to_numpy(), floor)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.errorbar(obs, fc, yerr=[np.maximum(fc - np.maximum(rows["forecast_lo"].to_numpy(), floor / 2), 0),
+                               np.maximum(rows["forecast_hi"].to_numpy() - fc, 0)],
+                xerr=[np.maximum(obs - np.maximum(rows["observed_lo"].to_numpy(), floor / 2), 0),
+                      np.maximum(rows["observed_hi"].to_numpy() - obs, 0)], fmt="o", alpha=0.7, capsize=2)
+    lo, hi = min(obs.min(), fc.min()) / 2, max(obs.max(), fc.max()) * 2
+    grid = np.array([lo, hi])
+    ax.plot(grid, grid, "k-", lw=1, label="y = x")
+    ax.plot(grid, grid * 1.5, "k--", lw=0.8, label="1.5x")
+    ax.plot(grid, grid / 1.5, "k--", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="observed per 100k", ylabel="forecast per 100k", xlim=(lo, hi), ylim=(lo, hi))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return dg.MetadataValue.md(f"![forecast vs observed](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")

@@ -14,7 +14,13 @@ from pathlib import Path
 import dagster as dg
 
 from depsim_assets.core.config import Study, load_study
-from depsim_assets.definitions import ASSETS, CHECKS, CROSS_RELEASE, build_resources
+from depsim_assets.definitions import (
+    ASSETS,
+    CHECKS,
+    CROSS_RELEASE,
+    FINAL,
+    build_resources,
+)
 from depsim_assets.partitions import sync_releases
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +94,7 @@ def run_study(
     resources = build_resources(str(study.path))
     summary = RunSummary(study, list(releases))
 
-    unpartitioned = [a for a in ASSETS if a.partitions_def is None]
+    unpartitioned = [a for a in ASSETS if a.partitions_def is None and a not in FINAL]
     partitioned = [a for a in ASSETS if a.partitions_def is not None]
     progress(f"[{study.config.study}] materializing {sum(len(a.keys) for a in unpartitioned)} unpartitioned assets")
     result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
@@ -109,6 +115,11 @@ def run_study(
                                     selection=dg.AssetSelection.assets(*CROSS_RELEASE))
             summary.steps = [st for st in summary.steps if not (st.partition == release and st.asset in {a.key.to_user_string() for a in CROSS_RELEASE})]
             _collect(result, summary, release)
+    if releases and partitioned:
+        progress(f"[{study.config.study}] scoring forecasts across releases")
+        result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
+                                selection=dg.AssetSelection.assets(*FINAL))
+        _collect(result, summary, None)
     return summary
 
 

@@ -180,11 +180,32 @@ class GraderConfig(Strict):
         return self
 
 
+class PrefixFilter(Strict):
+    """Prefixes whose attribute (an eval-set column) takes one of the listed values."""
+
+    attribute: str
+    in_: list[str] = Field(alias="in")
+
+
+class ObservedConfig(Strict):
+    """Where post-release rates come from: labels of a grader on a set of prefixes, or a file."""
+
+    grader: str | None = Field(None, description="grader id whose labels are the observed truth (e.g. people)")
+    prefix_filter: PrefixFilter | None = None
+    path: str | None = Field(None, description="CSV/Parquet with release, category, flagged, n")
+
+
+class PostReleaseConfig(Strict):
+    observed: ObservedConfig | None = None
+    changed_fold: float = Field(1.5, gt=1, description="an observed change counts when it is at least this fold")
+
+
 class ForecastConfig(Strict):
     primary_graders: dict[str, str] = Field({}, description="category -> grader id whose labels make its rate (default: the first non-human grader)")
     alpha: float = Field(0.05, gt=0, lt=0.5)
     direction_level: float = Field(0.1, gt=0, lt=1, description="BH-adjusted level for calling a direction vs the incumbent")
     bootstrap_reps: int = Field(2000, ge=200)
+    prefix_filter: PrefixFilter | None = Field(None, description="forecast from these prefixes only (the demo's 'simulated traffic' half)")
 
 
 class StudyConfig(Strict):
@@ -200,6 +221,7 @@ class StudyConfig(Strict):
     graders: list[GraderConfig] = []
     taxonomy: dict[str, dict[str, Any]] = Field({}, description="per-category overrides of the shipped taxonomy")
     forecasting: ForecastConfig = ForecastConfig()
+    post_release: PostReleaseConfig = PostReleaseConfig()
     # Owned by a later stage (rollout gates); validated there.
     gates: dict[str, Any] = {}
 

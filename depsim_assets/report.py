@@ -1,0 +1,51 @@
+"""What `depsim demo` prints: per-release forecasts with direction, then the scorecard against baselines."""
+
+import polars as pl
+
+from depsim_assets.core.config import Study
+from depsim_assets.core.scoring import score
+from depsim_resources.study import StudyResource
+from depsim_resources.warehouse import read_frame, table_exists
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def forecast_lines(study: Study) -> list[str]:
+    with StudyResource(config_path=str(study.path)).connect() as con:
+        if not table_exists(con, "rate_forecasts"):
+            return []
+        fc = read_frame(con, "rate_forecasts")
+        cmp = read_frame(con, "release_comparison") if table_exists(con, "release_comparison") else pl.DataFrame()
+    lines = [f"forecasts per 100k messages (95% Clopper-Pearson), direction vs the incumbent [{study.config.study}]"]
+    for rel in study.config.releases:
+        lines.append(f"  {rel.name}" + (f" (vs {rel.incumbent})" if rel.incumbent else " (no incumbent)"))
+        for r in fc.filter(pl.col("release") == rel.name).sort("category").iter_rows(named=True):
+            d = cmp.filter((pl.col("release") == rel.name) & (pl.col("category") == r["category"])) if "direction" in cmp.columns else cmp
+            direction = f"  {d['direction'].item()} (x{d['rate_ratio'].item():.2f})" if len(d) and "direction" in d.columns else ""
+            lines.append(f"    {r['category']:<18} n={r['n_eligible']:>4} flagged={r['flagged']:>4} rate {_fmt(r['rate_per_100k']):>7} "
+                         f"[{_fmt(r['cp_lo_per_100k'])}, {_fmt(r['cp_hi_per_100k'])}]{direction}")
+    return lines
+
+
+def scorecard_lines(study: Study) -> list[str]:
+    with StudyResource(config_path=str(study.path)).connect() as con:
+        if not table_exists(con, "forecast_scorecard"):
+            return []
+        rows = read_frame(con, "forecast_scorecard")
+    if rows.is_empty():
+        return [f"scorecard [{study.config.study}]: no observed post-release rates configured"]
+    fold = study.config.post_release.changed_fold
+    lines = [f"scorecard [{study.config.study}]: forecasts vs observed post-release rates (changed = >= {fold}x, interval excludes 1)",
+             f"  {'method':<26}{'changed':>8}{'dir.acc':>9}{'abstain':>9}{'median x':>10}{'p90 x':>8}{'max x':>8}{'censored':>9}{'coverage':>10}"]
+    for method in ("depsim", "previous_production_rate"):
+        s = score(rows.filter(pl.col("method") == method), fold)
+
+        def f(v: float | None, p: str = ".2f") -> str:
+            return "-" if v is None else format(v, p)
+
+        lines.append(f"  {method:<26}{s['changed_categories']:>8}{f(s['directional_accuracy']):>9}{f(s['abstention_rate']):>9}"
+                     f"{f(s['median_error']):>10}{f(s['p90_error']):>8}{f(s['max_error']):>8}{s['censored']:>9}{f(s['interval_coverage']):>10}")
+    lines.append(f"  {'challenging_prompts':<26}  unavailable: no release has completions on a challenging-prompt set")
+    return lines

@@ -1,0 +1,86 @@
+"""Scoring against hand-computed values, and the hash-chained forecast ledger."""
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+import pytest
+
+from depsim_assets.core.ledger import append, entries_before, verify
+from depsim_assets.core.scoring import multiplicative_error, observed_direction, score
+
+
+def test_multiplicative_error_known_values() -> None:
+    assert multiplicative_error(15, 10, floor=0.5) == (pytest.approx(1.5), False)
+    assert multiplicative_error(10, 15, floor=0.5) == (pytest.approx(1.5), False)  # symmetric
+    e, censored = multiplicative_error(0, 4, floor=2)  # a zero forecast is floored at the detection limit
+    assert e == pytest.approx(2.0) and censored
+
+
+def _row(release, category, predicted, f, o, lo, hi, ratio, rlo, rhi, floor=1.0):
+    return {"release": release, "category": category, "predicted_direction": predicted, "forecast_rate": f, "observed_rate": o,
+            "forecast_lo": lo, "forecast_hi": hi, "floor": floor, "obs_ratio": ratio, "obs_ratio_lo": rlo, "obs_ratio_hi": rhi}
+
+
+def test_score_counts_abstention_on_a_changed_category_as_a_miss() -> None:
+    rows = pl.DataFrame([
+        _row("r", "a", "up", 15, 10, 12, 20, 2.0, 1.4, 3.0),  # changed up, predicted up: hit; error 1.5; 10 outside [12, 20]
+        _row("r", "b", "no detectable change", 10, 10, 5, 15, 0.5, 0.3, 0.8),  # changed down, abstained: miss
+        _row("r", "c", "down", 10, 20, 5, 25, 1.2, 0.9, 1.6),  # 1.2x, interval spans 1: not a changed category
+        _row("r", "d", "up", 0, 4, 0, 3, 1.6, 1.1, 2.5, floor=2),  # changed up, hit; zero forecast floored: error 2, censored
+    ])
+    s = score(rows, fold=1.5)
+    assert s["changed_categories"] == 3
+    assert s["directional_accuracy"] == pytest.approx(2 / 3) and s["abstention_rate"] == pytest.approx(1 / 3)
+    # Errors: a 15/10 = 1.5, b 1.0, c 20/10 = 2.0, d floored 2/4 -> 2.0; median of [1, 1.5, 2, 2] = 1.75.
+    assert s["median_error"] == pytest.approx(1.75)
+    assert s["max_error"] == pytest.approx(2.0) and s["censored"] == 1
+    assert s["interval_coverage"] == pytest.approx(2 / 4)  # b and c cover the observed rate; a and d do not
+    assert observed_direction(1.4, 1.1, 1.8, 1.5) is None  # significant but under 1.5x
+
+
+def _forecasts(rate: float) -> pl.DataFrame:
+    return pl.DataFrame({"category": ["refusal", "over_refusal"], "rate_per_100k": [rate, rate / 2], "snapshot_id": ["s", "s"]})
+
+
+def test_ledger_chain_detects_an_edited_entry_and_appends_never_rewrite(tmp_path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        h1 = append(con, "v1", _forecasts(100.0), "cfg", {"rules": "abc"})
+        h2 = append(con, "v2", _forecasts(90.0), "cfg", {"rules": "abc"})
+        assert h1 != h2
+        result = verify(con)
+        assert result.ok and result.entries == 4 and result.head == h2
+        before = con.execute("select seq, entry_hash from forecast_ledger order by seq").fetchall()
+        append(con, "v2", _forecasts(95.0), "cfg", {"rules": "abc"})  # re-materializing appends
+        after = con.execute("select seq, entry_hash from forecast_ledger order by seq").fetchall()
+        assert after[:4] == before and len(after) == 6
+        # Tamper with one stored forecast: verification names exactly that entry.
+        con.execute("update forecast_ledger set payload = replace(payload, '90.0', '9.0') where seq = 3")
+        broken = verify(con)
+        assert not broken.ok and broken.broken == [3]
+
+
+def test_scoring_uses_only_entries_recorded_before_the_release_date(tmp_path) -> None:
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        append(con, "v1", _forecasts(100.0), "cfg", {}, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        append(con, "v1", _forecasts(200.0), "cfg", {}, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))  # after release
+        got = entries_before(con, {"v1": dt.date(2026, 2, 1)})
+        assert got.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 100.0
+        latest = entries_before(con, {"v1": None})  # no release date: the latest entry counts
+        assert latest.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 200.0
+
+
+def test_ledger_verify_cli_names_the_changed_entry(tmp_path, write_study, capsys) -> None:
+    from depsim_assets.cli import main
+    from depsim_assets.core.config import load_study
+
+    cfg = write_study("study: s\nwarehouse_dir: wh\nsources: [{name: t, paths: [t.jsonl]}]\n")
+    path = load_study(cfg).warehouse_path
+    path.parent.mkdir(parents=True)
+    with duckdb.connect(str(path)) as con:
+        append(con, "v1", _forecasts(100.0), "cfg", {})
+    assert main(["ledger", "verify", "--config", str(cfg)]) == 0
+    with duckdb.connect(str(path)) as con:
+        con.execute("update forecast_ledger set category = 'edited' where seq = 2")
+    assert main(["ledger", "verify", "--config", str(cfg)]) == 1
+    assert "seq 2" in capsys.readouterr().out
