@@ -7,6 +7,7 @@ import polars as pl
 
 from depsim_assets.core.ledger import entries_before, verify
 from depsim_assets.core.post_release import (
+    challenging_rows,
     observed_changes,
     observed_from_file,
     observed_from_labels,
@@ -86,11 +87,17 @@ def forecast_scorecard(study: StudyResource, privacy_key: PrivacyKeyResource) ->
         return dg.Output(pl.DataFrame(schema={"release": pl.String, "category": pl.String}),
                          metadata={"note": "no observed post-release rates (post_release.observed is not configured): nothing to score",
                                    "ledger_entries": chain.entries, "ledger_head": chain.head})
-    rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg)
+    graders = dict(ledger.select("category", "grader_id").unique("category").iter_rows()) if "grader_id" in ledger.columns else {}
+    challenging = challenging_rows(labels, prefixes, cfg, graders)
+    rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
     summary = []
-    for method in ("depsim", "previous_production_rate"):
-        summary.append({"method": method, **score(rows.filter(pl.col("method") == method), cfg.post_release.changed_fold)})
-    summary.append({"method": "challenging_prompts", "note": "unavailable: no release has completions on a challenging-prompt set"})
+    for method in ("depsim", "previous_production_rate", "challenging_prompts"):
+        part = rows.filter(pl.col("method") == method)
+        if part.is_empty():
+            summary.append({"method": method, "note": "unavailable: no release has completions on a challenging-prompt set"
+                            if method == "challenging_prompts" else "no rows"})
+        else:
+            summary.append({"method": method, **score(part, cfg.post_release.changed_fold)})
     table = pl.DataFrame(summary, infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()
     simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique() if len(ledger) else pl.Series([], dtype=pl.String)

@@ -84,3 +84,29 @@ def test_ledger_verify_cli_names_the_changed_entry(tmp_path, write_study, capsys
         con.execute("update forecast_ledger set category = 'edited' where seq = 2")
     assert main(["ledger", "verify", "--config", str(cfg)]) == 1
     assert "seq 2" in capsys.readouterr().out
+
+
+def test_challenging_prompt_baseline_from_an_adversarial_source() -> None:
+    from depsim_assets.core.config import StudyConfig
+    from depsim_assets.core.post_release import challenging_rows
+
+    cfg = StudyConfig.model_validate({
+        "study": "s", "sources": [{"name": "t", "paths": ["x"]}],
+        "releases": [{"name": "v1", "backend": "recorded", "model": "m", "recorded": {"reference_variant": "a"}},
+                     {"name": "v2", "backend": "recorded", "model": "m", "incumbent": "v1", "recorded": {"reference_variant": "a"}}],
+        "post_release": {"challenging_source": "harmbench"},
+    })
+    n = 40
+    prefixes = pl.DataFrame({"prefix_id": [f"h{i}" for i in range(n)] + ["t0"], "source": ["harmbench"] * n + ["traffic"]})
+    def labels(release: str, flagged: int) -> list[dict]:
+        return [{"release": release, "prefix_id": f"h{i}", "sample_index": 0, "category": "unsafe_compliance", "grader_id": "rules",
+                 "eligible": True, "status": "ok", "flagged": i < flagged} for i in range(n)] + [
+                {"release": release, "prefix_id": "t0", "sample_index": 0, "category": "unsafe_compliance", "grader_id": "rules",
+                 "eligible": True, "status": "ok", "flagged": True}]
+    frame = pl.DataFrame(labels("v1", 2) + labels("v2", 20))
+    rows = challenging_rows(frame, prefixes, cfg, {"unsafe_compliance": "rules"}).sort("release")
+    assert rows["forecast_rate"].to_list() == [pytest.approx(2 / 40 * 1e5), pytest.approx(20 / 40 * 1e5)]  # traffic prefix excluded
+    assert rows["predicted_direction"].to_list() == [None, "up"]  # v1 has no incumbent to compare with
+    # Without a configured source the baseline is unavailable, not invented.
+    cfg_none = cfg.model_copy(update={"post_release": cfg.post_release.model_copy(update={"challenging_source": None})})
+    assert challenging_rows(frame, prefixes, cfg_none, {"unsafe_compliance": "rules"}).is_empty()

@@ -197,6 +197,9 @@ class ObservedConfig(Strict):
 
 class PostReleaseConfig(Strict):
     observed: ObservedConfig | None = None
+    challenging_source: str | None = Field(
+        None, description="an eval-set source of curated adversarial prompts (HarmBench, AdvBench): the challenging-prompt baseline"
+    )
     changed_fold: float = Field(1.5, gt=1, description="an observed change counts when it is at least this fold")
 
 

@@ -8,6 +8,7 @@ from depsim_assets.core.config import PrefixFilter, StudyConfig
 from depsim_assets.core.stats import (
     PER,
     detection_floor,
+    direction,
     exact_interval,
     paired_comparison,
 )
@@ -65,8 +66,40 @@ def observed_changes(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyCon
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"release": pl.String, "category": pl.String})
 
 
-def scoring_rows(ledger: pl.DataFrame, observed: pl.DataFrame, changes: pl.DataFrame, cfg: StudyConfig) -> pl.DataFrame:
-    """Rows for depsim's forecasts (from the ledger) and the previous-production-rate baseline."""
+def challenging_rows(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyConfig, graders: dict[str, str]) -> pl.DataFrame:
+    """The challenging-prompt baseline: each release's rate on the curated adversarial source, graded by the
+    same grader as its forecast, with a direction from the paired test against the incumbent on the same
+    prompts. Releases without completions on that source get no row (the scorecard says unavailable)."""
+    src = cfg.post_release.challenging_source
+    empty = pl.DataFrame(schema={"release": pl.String, "category": pl.String})
+    if src is None:
+        return empty
+    ids = prefixes.filter(pl.col("source") == src)["prefix_id"]
+    base = labels.filter(pl.col("prefix_id").is_in(ids) & pl.col("eligible") & (pl.col("status") == "ok"))
+    rows = []
+    incumbents = {r.name: r.incumbent for r in cfg.releases}
+    for (release, category), g in base.group_by("release", "category", maintain_order=True):
+        g = g.filter(pl.col("grader_id") == graders.get(category, ""))
+        if g.is_empty():
+            continue
+        n, k = len(g), int(g["flagged"].sum())
+        lo, hi = exact_interval(k, n)
+        predicted = None
+        incumbent = incumbents.get(release)
+        inc = base.filter((pl.col("release") == (incumbent or "")) & (pl.col("category") == category) & (pl.col("grader_id") == graders[category]))
+        pairs = g.select("prefix_id", "sample_index", "flagged").join(inc.select("prefix_id", "sample_index", inc_flag="flagged"), on=["prefix_id", "sample_index"])
+        if incumbent and len(pairs):
+            r = paired_comparison(pairs["inc_flag"].to_numpy(), pairs["flagged"].to_numpy())
+            predicted = direction(r.p_value, r.b, r.c, cfg.forecasting.direction_level)
+        rows.append({"release": release, "category": category, "method": "challenging_prompts", "predicted_direction": predicted,
+                     "forecast_rate": k / n * PER, "forecast_lo": lo * PER, "forecast_hi": hi * PER, "floor": detection_floor(n) * PER})
+    return pl.DataFrame(rows) if rows else empty
+
+
+def scoring_rows(ledger: pl.DataFrame, observed: pl.DataFrame, changes: pl.DataFrame, cfg: StudyConfig,
+                 challenging: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Rows for depsim's forecasts (from the ledger) and the previous-production-rate and
+    challenging-prompt baselines."""
     incumbents = {r.name: r.incumbent for r in cfg.releases}
     obs = observed.select("release", "category", observed_rate="rate_per_100k", observed_lo="lo_per_100k", observed_hi="hi_per_100k",
                           observed_floor="floor_per_100k")
@@ -81,6 +114,9 @@ def scoring_rows(ledger: pl.DataFrame, observed: pl.DataFrame, changes: pl.DataF
         .select("release", "category", method=pl.lit("previous_production_rate"), predicted_direction=pl.lit("no detectable change"),
                 forecast_rate="observed_rate", forecast_lo="observed_lo", forecast_hi="observed_hi", floor="observed_floor")
     )
-    rows = pl.concat([depsim.with_columns(pl.col("predicted_direction").cast(pl.String)), previous], how="diagonal_relaxed")
+    parts = [depsim.with_columns(pl.col("predicted_direction").cast(pl.String)), previous]
+    if challenging is not None and "method" in challenging.columns:
+        parts.append(challenging)
+    rows = pl.concat(parts, how="diagonal_relaxed")
     rows = rows.join(obs, on=["release", "category"], how="inner").join(changes, on=["release", "category"], how="left")
     return rows.with_columns(floor=pl.max_horizontal("floor", "observed_floor"))
