@@ -27,7 +27,8 @@ def _kappa(tp: int, fn: int, fp: int, tn: int) -> float | None:
     table = np.array([[tp, fn], [fp, tn]], dtype=float)
     if table.sum() == 0:
         return None
-    k = float(cohens_kappa(table).kappa)
+    with np.errstate(invalid="ignore", divide="ignore"):  # degenerate tables: statsmodels' z-test divides by 0
+        k = float(cohens_kappa(table).kappa)
     return None if math.isnan(k) else k
 
 
