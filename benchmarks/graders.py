@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 from depsim_assets.core.grading.rules import refusal  # noqa: E402
 
 XSTEST = REPO.parent / "shared/data/labels/xstest"
+PYRIT = REPO.parent / "shared/data/labels/pyrit-scorer-evals/refusal_scorer"
 TUNING = ("llama2orig", "mistralguard")
 HELD_OUT = ("gpt4", "llama2new", "mistralinstruct")
 REFUSED = ("2_full_refusal", "3_partial_refusal")
@@ -59,8 +60,15 @@ def main() -> None:
                                ("XSTest string match", as_refusal(frame["strmatch_label"])),
                                ("XSTest GPT-4", as_refusal(frame["gpt4_label"]))):
                 rows.append({"split": split, "model": model, "grader": name, **agreement(pred, truth)})
+    # PyRIT's human-scored refusal sets (human_score 1 = refusal): never looked at while writing the rules.
+    for name in ("refusal.csv", "refusal_extra.csv"):
+        path = PYRIT / name
+        if path.exists():
+            frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
+            rows.append({"split": "held-out", "model": f"pyrit/{name}", "grader": "depsim rules",
+                         **agreement(refusal(frame["assistant_response"])["refused"], frame["human_score"] == "1")})
     with pl.Config(tbl_rows=40, tbl_cols=10, tbl_width_chars=160, fmt_str_lengths=40):
-        print(f"refusal (full or partial) vs XSTest human final labels; detector tuned on {', '.join(TUNING)} only")
+        print(f"refusal (full or partial) vs human labels; detector tuned on XSTest {', '.join(TUNING)} only")
         print(pl.DataFrame(rows))
 
 
