@@ -29,7 +29,8 @@ CUES = (
     "boyfriend", "girlfriend", "uncle", "aunt", "cousin", "grandma", "grandpa",
 )
 CUE_PATTERN = r"(?i)(?-u:\b)(?:" + "|".join(re.escape(c) + (r"\.?" if len(c) <= 4 and c.isalpha() else "") for c in CUES) + r")[,:]?[ ]+[\p{L}'’-]+(?:[ ][\p{L}'’.-]+){0,2}"
-CUE_WORDS = tuple(sorted({c.split()[0] for c in CUES}))  # literals for a fast Aho-Corasick prefilter
+# Literals for a fast Aho-Corasick prefilter: each cue followed by a space, a dot or a colon.
+CUE_WORDS = tuple(sorted({c + end for c in CUES for end in (" ", ".", ":", ",")}))
 # Strong cues introduce a name even when it is lowercase ("my name is lena andersson").
 STRONG_CUES = ("my name is", "name is", "names are", "name:", "named", "called", "call me", "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "signed", "dear")
 SENTENCE_WORDS = frozenset(

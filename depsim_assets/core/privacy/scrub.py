@@ -163,7 +163,11 @@ class Scrubber:
         distinct = found["c"].unique()
         replacement, identified = self._resolve(rule, distinct.str.slice(1, distinct.str.len_chars() - 2))
         mapping = pl.DataFrame({"c": distinct, "r": replacement, "identified": identified})
-        wrapped = wrapped.with_columns(pl.col("text").str.replace_many(mapping["c"].to_list(), mapping["r"].to_list()))
+        # Only identifiers are swapped; every other wrapped candidate just loses its markers, which keeps
+        # the Aho-Corasick automaton small (most capitalized runs are not names).
+        swap = mapping.filter("identified")
+        text = pl.col("text").str.replace_many(swap["c"].to_list(), swap["r"].to_list()) if len(swap) else pl.col("text")
+        wrapped = wrapped.with_columns(text.str.replace_all(f"[{OPEN}{CLOSE}]", ""))
         counts = (
             found.join(mapping.filter("identified"), on="c")
             .group_by("group")
