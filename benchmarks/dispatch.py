@@ -58,7 +58,10 @@ def run(base_url: str, n: int, concurrency: int, transport: str, tag: str, serve
             with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "c.duckdb") as store:
                 counts = await dispatch(calls, client, cfg, store.record, "fake-model", log=lambda _: None, send=endpoint.sender())
                 assert counts["ok"] == n, counts
+                store.flush()
+                latencies.extend(store.all()["latency_ms"].to_list())
 
+    latencies: list[float] = []
     cpu0, scpu0, t0 = cpu_seconds(), process_cpu_seconds(server_pid), time.perf_counter()
     asyncio.run(go())
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
@@ -66,7 +69,8 @@ def run(base_url: str, n: int, concurrency: int, transport: str, tag: str, serve
     bound = concurrency / LATENCY
     print(f"transport={transport:8s} concurrency={concurrency:4d}: {n / wall:8.1f} completions/s "
           f"({n / wall / bound:5.1%} of the {bound:,.0f}/s bound), client CPU {cpu / n * 1000:.2f} ms per completion, "
-          f"client core {cpu / wall:4.0%} busy, server core {server_busy:4.0%} busy")
+          f"client core {cpu / wall:4.0%} busy, server core {server_busy:4.0%} busy, "
+          f"call latency p50 {sorted(latencies)[len(latencies) // 2]:.1f} ms")
 
 
 def main() -> None:
