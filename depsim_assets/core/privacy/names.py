@@ -101,7 +101,7 @@ def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
     if start >= end:
         return None
     core = kinds[start:end]
-    if "word" in core:  # a common word inside: keep the longest clean run ending at the first name token
+    if "word" in core:  # a common word inside: judge only the run before it
         cut = start + core.index("word")
         return name_span(tokens[start:cut], cued) if cut > start else None
     strong = sum(k == "name" for k in core)
@@ -115,7 +115,8 @@ def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
         return start, end
     if cued and capitalized and (unknown or "ambiguous" in core):
         return start, end
-    if "ambiguous" in core and len(core) >= 2 and capitalized and core.count("ambiguous") + core.count("initial") == len(core) and "initial" in core:
+    # Only ambiguous names and initials, with at least one of each: "Will H. Young".
+    if capitalized and "initial" in core and "ambiguous" in core and set(core) <= {"ambiguous", "initial"}:
         return start, end
     return None
 
