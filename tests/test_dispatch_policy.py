@@ -45,3 +45,43 @@ def test_cost_and_keys() -> None:
     other = chat_body([{"role": "user", "content": "hi"}], rel.model_copy(update={"system_prompt": "Be verbose."}))
     assert request_key(other, 0) != request_key(body, 0)  # a system-prompt change is a different release
     assert request_key(dict(reversed(list(body.items()))), 0) == request_key(body, 0)  # canonical
+
+
+def test_rpm_limit_and_clean_cancellation_against_the_fake_server() -> None:
+    from depsim_assets.core.config import DispatchConfig
+    from depsim_assets.core.dispatch import Call, dispatch
+    from depsim_resources.model_endpoint import ModelEndpointResource
+    from tests.fake_openai import FakeBehaviour, FakeOpenAI
+
+    server = FakeOpenAI(FakeBehaviour(latency=0.05)).start()
+    try:
+        release = ReleaseConfig(name="r", backend="openai", model="m", base_url=server.base_url)
+        calls = [Call(request_key(b, 0), 0, f"p{i}", None, "r", b)
+                 for i, b in enumerate(chat_body([{"role": "user", "content": f"q{i}"}], release) for i in range(30))]
+        endpoint = ModelEndpointResource()
+
+        async def run(cfg: DispatchConfig, cancel_after: float | None = None) -> list:
+            outcomes: list = []
+            async with endpoint.client(release) as client:
+                task = asyncio.create_task(dispatch(calls, client, cfg, outcomes.append, "m", log=lambda _: None, send=endpoint.sender()))
+                if cancel_after is not None:
+                    await asyncio.sleep(cancel_after)
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                else:
+                    await task
+            return outcomes
+
+        # 600 requests/minute = 10/s with a one-second burst: 30 calls need about 2 s more than the burst.
+        t0 = time.monotonic()
+        done = asyncio.run(run(DispatchConfig(concurrency=30, requests_per_minute=600)))
+        assert len(done) == 30 and time.monotonic() - t0 >= 1.8
+        # Cancelling mid-run stops cleanly: only finished calls were recorded, each exactly once.
+        sent_before = sum(server.requests.values())
+        partial = asyncio.run(run(DispatchConfig(concurrency=2, requests_per_minute=600), cancel_after=0.6))
+        assert 0 < len(partial) < 30 and len({o.request_key for o in partial}) == len(partial)
+        assert all(o.status == "ok" for o in partial)
+        assert sum(server.requests.values()) - sent_before <= len(partial) + 2  # at most the 2 in flight were cut
+    finally:
+        server.stop()
