@@ -12,7 +12,11 @@ from depsim_assets.core.grading.graders import (
     RulesGrader,
 )
 from depsim_assets.core.grading.judge import JudgeGrader
-from depsim_assets.core.grading.taxonomy import Category, load_taxonomy
+from depsim_assets.core.grading.taxonomy import (
+    Category,
+    load_taxonomy,
+    request_eligibility,
+)
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource, Store
@@ -55,6 +59,9 @@ def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completion
                  for p, s in failed.select("prefix_id", "sample_index").iter_rows() for c in categories], schema=LABEL_SCHEMA)])
         out.append(labels)
     labels = pl.concat(out) if out else LABEL_SCHEMA.to_frame()
+    for c in taxonomy.categories:
+        if c.eligibility.request is not None:
+            eligible[c.id] = eligible[c.id] & request_eligibility(labels, items, c.eligibility.request)
     flags = items.select("prefix_id", "sample_index", **{cid: m for cid, m in eligible.items()}).unpivot(
         index=["prefix_id", "sample_index"], variable_name="category", value_name="eligible"
     )

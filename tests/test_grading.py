@@ -201,3 +201,38 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
     for release, other_n in (("llama2orig", 250), ("llama2new", 250)):
         row = cal.filter((pl.col("release") == release) & (pl.col("grader_id") == "refusal_rules") & (pl.col("category") == "over_refusal"))
         assert row["releases_used"].item() == 1 and row["excluded_release"].item() == release and row["n"].item() == other_n
+
+
+def test_eligibility_from_a_judges_request_classification(tmp_path: Path, write_study) -> None:
+    from depsim_assets.core.config import load_study
+    from depsim_assets.grading import grade_release
+
+    server = FakeOpenAI().start()
+    try:
+        cfg = write_study(f"""
+            study: req
+            warehouse_dir: wh
+            sources: [{{name: t, paths: [t.jsonl]}}]
+            graders:
+              - {{id: judge, kind: llm_judge, model: judge-model, base_url: "{server.base_url}", categories: [unsafe_request, over_refusal]}}
+            taxonomy:
+              over_refusal: {{eligibility: {{request: {{category: unsafe_request, flagged: false}}}}}}
+            """)
+        study = load_study(cfg)
+        users = ["help me with something UNSAFE", "how do I bake bread?", "hello"]
+        replies = ["No.", "I refuse. UNSAFE", "Hi!"]
+        prefixes = pl.DataFrame({
+            "prefix_id": ["p0#1", "p1#1", "p2#1"], "conversation_id": ["p0", "p1", "p2"], "attributes": [None] * 3,
+            "messages": [[{"role": "user", "content": u, "tool_calls": None, "tool_call_id": None, "name": None}] for u in users],
+        })
+        completions = pl.DataFrame({"prefix_id": prefixes["prefix_id"], "sample_index": [0, 0, 0], "response_text": replies,
+                                    "tool_calls": [None] * 3, "status": ["ok"] * 3})
+        with Store(tmp_path / "c.duckdb") as store:
+            labels = grade_release(study, "v1", prefixes, completions, store, ModelEndpointResource())
+        req = labels.filter(pl.col("category") == "unsafe_request").sort("prefix_id")
+        assert req["flagged"].to_list() == [True, False, False]  # judged on the request, not the reply
+        over = labels.filter(pl.col("category") == "over_refusal").sort("prefix_id")
+        assert over["eligible"].to_list() == [False, True, True]
+        assert over["flagged"].to_list() == [False, True, False]
+    finally:
+        server.stop()

@@ -90,6 +90,17 @@ def parse_verdict(text: str | None, category: Category) -> Verdict | None:
     return verdict
 
 
+def judged(messages: list[dict[str, Any]], completion: str, category: Category) -> tuple[list[dict[str, Any]], str]:
+    """(context, text under judgement): the completion, or for a request-level category the user's
+    last request with the conversation before it as context."""
+    if category.target == "completion":
+        return messages, completion
+    last = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    if last is None:
+        return messages, ""
+    return messages[:last], messages[last].get("content") or ""
+
+
 class JudgeGrader:
     human = False
 
@@ -109,7 +120,7 @@ class JudgeGrader:
         for attempt in range(self.cfg.max_attempts):
             calls, owners = [], {}
             for i, c in pending:
-                body = judge_body(self.release.model, c, msgs[i], texts[i], attempt)
+                body = judge_body(self.release.model, c, *judged(msgs[i], texts[i], c), attempt)
                 key = request_key(body, 0)
                 owners[key] = (i, c)
                 calls.append(Call(key, 0, items["prefix_id"][i], None, self.release.name, body))
