@@ -96,30 +96,29 @@ def run_study(
 
     unpartitioned = [a for a in ASSETS if a.partitions_def is None and a not in FINAL]
     partitioned = [a for a in ASSETS if a.partitions_def is not None]
-    progress(f"[{study.config.study}] materializing {sum(len(a.keys) for a in unpartitioned)} unpartitioned assets")
-    result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
-                            selection=dg.AssetSelection.assets(*unpartitioned))
-    _collect(result, summary, None)
 
-    if releases and partitioned:
-        sync_releases(instance, study.config)
-    for release in releases if partitioned else ():
-        progress(f"[{study.config.study}] materializing release partition '{release}'")
-        result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET, partition_key=release,
-                                selection=dg.AssetSelection.assets(*partitioned))
-        _collect(result, summary, release)
-    if len(releases) > 1 and partitioned:
-        progress(f"[{study.config.study}] refreshing cross-release assets now that every release is materialized")
-        for release in releases:
-            result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET, partition_key=release,
-                                    selection=dg.AssetSelection.assets(*CROSS_RELEASE))
-            summary.steps = [st for st in summary.steps if not (st.partition == release and st.asset in {a.key.to_user_string() for a in CROSS_RELEASE})]
-            _collect(result, summary, release)
-    if releases and partitioned:
-        progress(f"[{study.config.study}] scoring forecasts across releases")
+    def materialize(selection: list, partition: str | None) -> None:
         result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
-                                selection=dg.AssetSelection.assets(*FINAL))
-        _collect(result, summary, None)
+                                partition_key=partition, selection=dg.AssetSelection.assets(*selection))
+        _collect(result, summary, partition)
+
+    progress(f"[{study.config.study}] materializing {sum(len(a.keys) for a in unpartitioned)} unpartitioned assets")
+    materialize(unpartitioned, None)
+    if not releases or not partitioned:
+        return summary
+    sync_releases(instance, study.config)
+    # Assets that read other releases' partitions (leave-one-release-out calibration, the comparison with
+    # the incumbent) run once, after every release of the run is graded: running them inside each
+    # release's pass would compute them twice and append every forecast to the ledger twice.
+    deferred = CROSS_RELEASE if len(releases) > 1 else []
+    for release in releases:
+        progress(f"[{study.config.study}] materializing release partition '{release}'")
+        materialize([a for a in partitioned if a not in deferred], release)
+    for release in releases if deferred else ():
+        progress(f"[{study.config.study}] cross-release assets for '{release}'")
+        materialize(deferred, release)
+    progress(f"[{study.config.study}] scoring forecasts across releases")
+    materialize(FINAL, None)
     return summary
 
 
