@@ -31,7 +31,7 @@ def preview(config: str | None, release_name: str) -> dict[str, Any]:
     study = load_study(config)
     plan = _plan(study, release_name)
     with CompletionStoreResource().open(study.warehouse_dir) as store:
-        todo = missing_calls(plan, store.lookup(plan.index["request_key"]), study.config.dispatch)
+        todo = missing_calls(plan.calls, store.lookup(plan.index["request_key"]), study.config.dispatch)
         spent = store.spent(release_name)
     return {"planned_calls": len(plan.calls), **estimate(todo, study.config.release(release_name), study.config.dispatch), "spent_usd": spent}
 
@@ -40,7 +40,7 @@ def export_batch(config: str | None, release_name: str, out: Path) -> int:
     study = load_study(config)
     plan = _plan(study, release_name)
     with CompletionStoreResource().open(study.warehouse_dir) as store:
-        todo = missing_calls(plan, store.lookup(plan.index["request_key"]), study.config.dispatch)
+        todo = missing_calls(plan.calls, store.lookup(plan.index["request_key"]), study.config.dispatch)
     out.write_bytes(b"".join(line + b"\n" for line in batch_requests(todo)))
     return len(todo)
 

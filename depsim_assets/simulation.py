@@ -85,7 +85,7 @@ def regenerated_completions(
     else:
         plan = plan_calls(replay_prefixes, release, cfg.samples_per_prefix)
         with completion_store.open(s.warehouse_dir) as store:
-            todo = missing_calls(plan, store.lookup(plan.index["request_key"]), cfg)
+            todo = missing_calls(plan.calls, store.lookup(plan.index["request_key"]), cfg)
             context.log.info(f"{len(plan.calls)} calls planned, {len(todo)} to send")
             if todo:
                 asyncio.run(_dispatch_release(todo, model_endpoint, cfg, store, release, store.spent(release.name), context.log.info))

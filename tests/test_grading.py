@@ -205,7 +205,7 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
 
 def test_eligibility_from_a_judges_request_classification(tmp_path: Path, write_study) -> None:
     from depsim_assets.core.config import load_study
-    from depsim_assets.grading import grade_release
+    from depsim_assets.core.grading.grade import grade_release
 
     server = FakeOpenAI().start()
     try:

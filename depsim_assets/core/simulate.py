@@ -39,11 +39,11 @@ def plan_calls(prefixes: pl.DataFrame, release: ReleaseConfig, samples: int) -> 
     return Plan(calls, index)
 
 
-def missing_calls(plan: Plan, stored: pl.DataFrame, cfg: DispatchConfig) -> list[Call]:
+def missing_calls(calls: list[Call], stored: pl.DataFrame, cfg: DispatchConfig) -> list[Call]:
     """Calls with no stored outcome, or a retriable failure still under the attempt limit."""
     prior = {k: (s, r, a) for k, s, r, a in stored.select("request_key", "status", "failure_reason", "attempts").iter_rows()}
     out = []
-    for call in plan.calls:
+    for call in calls:
         if call.request_key not in prior:
             out.append(call)
             continue

@@ -22,6 +22,7 @@ from depsim_assets.core.dispatch import Call, dispatch
 from depsim_assets.core.grading.graders import LABEL_SCHEMA, version_hash
 from depsim_assets.core.grading.taxonomy import Category
 from depsim_assets.core.requests import request_key
+from depsim_assets.core.simulate import missing_calls
 
 TEMPLATE_VERSION = "judge-template-1"
 SYSTEM = (
@@ -142,20 +143,19 @@ class JudgeGrader:
                 break
         return pl.DataFrame(
             [
-                {"prefix_id": items["prefix_id"][i], "sample_index": items["sample_index"][i], "category": c.id,
+                {"prefix_id": items["prefix_id"][i], "sample_index": items["sample_index"][i], "category": cid,
                  "grader_id": self.id, "grader_version": version, "human": False, "flagged": r.get("flagged"),
                  "severity": r.get("severity"), "rationale": r.get("rationale"),
                  "status": "failed" if "failure_reason" in r else "ok", "failure_reason": r.get("failure_reason")}
-                for (i, cid), r in rows.items() for c in categories if c.id == cid
+                for (i, cid), r in rows.items()
             ],
             schema=LABEL_SCHEMA,
         )
 
     def _run(self, calls: list[Call]) -> pl.DataFrame:
+        """Send what the store lacks (same resume rules as the releases' own calls), then read back."""
         keys = [c.request_key for c in calls]
-        done = self.store.lookup(keys)
-        have = set(done.filter(pl.col("status") == "ok")["request_key"])
-        todo = [c for c in calls if c.request_key not in have]
+        todo = missing_calls(calls, self.store.lookup(keys), self.dispatch_cfg)
         if todo:
             async def go() -> None:
                 async with self.endpoint.client(self.release) as client:
