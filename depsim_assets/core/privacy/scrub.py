@@ -34,6 +34,7 @@ OPEN, CLOSE = "\ue000", "\ue001"  # wrap a candidate for the duration of one rul
 PROTECT_OPEN, PROTECT_CLOSE = "\ue002", "\ue003"  # fence a finished replacement until the end
 MARKERS = f"[{OPEN}{CLOSE}{PROTECT_OPEN}{PROTECT_CLOSE}]"
 PARALLEL_SLICE = 50_000  # below this many messages per core, threads cost more than they save
+COUNTS_SCHEMA = pl.Schema({"group": pl.String, "rule": pl.String, "entity": pl.String, "count": pl.UInt32})
 
 SURROGATE_PATTERN = (
     r"(?i)(?:@(?:" + "|".join(d.replace(".", r"\.") for d in SURROGATE_DOMAINS) + r")\b"
@@ -143,7 +144,7 @@ class Scrubber:
         out = frame.sort("row").select(
             pl.when(pl.col("null")).then(None).otherwise(pl.col("text").str.replace_all(MARKERS, "")).alias(texts.name or "text")
         ).to_series()
-        counts = pl.concat(stats) if stats else pl.DataFrame(schema={"group": pl.String, "rule": pl.String, "entity": pl.String, "count": pl.UInt32})
+        counts = pl.concat(stats) if stats else COUNTS_SCHEMA.to_frame()
         return out, counts.group_by("group", "rule", "entity").agg(pl.col("count").sum()).sort("group", "rule")
 
     def _apply(self, rule: Rule | NameRule, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -152,7 +153,7 @@ class Scrubber:
         else:
             maybe = pl.col("text").str.contains(rule.prefilter) if rule.prefilter else pl.lit(True)
         hit = frame.filter(maybe)
-        empty = pl.DataFrame(schema={"group": pl.String, "rule": pl.String, "entity": pl.String, "count": pl.UInt32})
+        empty = COUNTS_SCHEMA.to_frame()
         if hit.is_empty():
             return frame, empty
         repl = "${lead}" + OPEN + "${v}" + CLOSE if "(?P<lead>" in rule.pattern else OPEN + "${v}" + CLOSE
@@ -169,7 +170,7 @@ class Scrubber:
         text = pl.col("text").str.replace_many(swap["c"].to_list(), swap["r"].to_list()) if len(swap) else pl.col("text")
         wrapped = wrapped.with_columns(text.str.replace_all(f"[{OPEN}{CLOSE}]", ""))
         counts = (
-            found.join(mapping.filter("identified"), on="c")
+            found.join(swap, on="c")
             .group_by("group")
             .agg(pl.len().alias("count"))
             .with_columns(rule=pl.lit(rule.name), entity=pl.lit(rule.entity))
