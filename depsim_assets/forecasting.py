@@ -38,6 +38,13 @@ def rate_forecasts(
     return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
 
 
+def _record(study: StudyResource, release: str, record: pl.DataFrame, labels: pl.DataFrame, config_hash: str) -> str:
+    """Append the forecast of record to the hash-chained ledger (never rewritten; re-materializing appends)."""
+    versions = dict(labels.filter(pl.col("release") == release).select("grader_id", "grader_version").unique().iter_rows())
+    with study.connect() as con:
+        return append_ledger(con, release, record, config_hash, versions)
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
@@ -51,17 +58,17 @@ def rate_forecasts(
 def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
     s = study.load()
     release = s.config.release(context.partition_key)
-    if release.incumbent is None:
-        with study.connect() as con:
-            head = append_ledger(con, release.name, read_frame(con, "rate_forecasts", [release.name]).drop("release"), s.config_hash, {})
-        return dg.Output(pl.DataFrame(schema={"category": pl.String}),
-                         metadata={"note": "no incumbent declared: nothing to compare", "ledger_head": head})
-    pair = [release.name, release.incumbent]
+    pair = [release.name] if release.incumbent is None else [release.name, release.incumbent]
     with study.connect() as con:
         labels = read_frame(con, "graded_labels", pair)
         snaps = read_frame(con, "regenerated_completions", pair).group_by("release").agg(pl.col("snapshot_id").unique())
         forecasts = read_frame(con, "rate_forecasts", pair)
         prefixes = read_frame(con, "replay_prefixes")
+    own = forecasts.filter(pl.col("release") == release.name).drop("release")
+    if release.incumbent is None:
+        head = _record(study, release.name, own, labels, s.config_hash)
+        return dg.Output(pl.DataFrame(schema={"category": pl.String}),
+                         metadata={"note": "no incumbent declared: nothing to compare", "ledger_head": head})
     found = {r: sorted(x for x in ids if x) for r, ids in snaps.iter_rows()}
     if release.incumbent not in found or labels.filter(pl.col("release") == release.incumbent).is_empty():
         raise ValueError(f"incumbent '{release.incumbent}' has no graded completions: materialize its partition first")
@@ -73,21 +80,17 @@ def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) 
     cfg = s.config.forecasting
     labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(prefixes, cfg.prefix_filter)))
     table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
-    # The forecast of record: this release's rates with its direction vs the incumbent, appended to the
-    # hash-chained ledger (never rewritten; re-materializing appends new entries).
-    own = forecasts.filter(pl.col("release") == release.name).drop("release")
-    record = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left") \
-        if "direction" in table.columns else own
-    versions = dict(labels.filter(pl.col("release") == release.name).select("grader_id", "grader_version").unique().iter_rows())
-    with study.connect() as con:
-        head = append_ledger(con, release.name, record.with_columns(incumbent=pl.lit(release.incumbent)), s.config_hash, versions)
+    # The forecast of record: this release's rates with its direction versus the incumbent.
+    if "direction" in table.columns:
+        own = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left")
+    head = _record(study, release.name, own.with_columns(incumbent=pl.lit(release.incumbent)), labels, s.config_hash)
     plot_rows = forecasts.select("release", "category", rate="rate_per_100k", lo="cp_lo_per_100k", hi="cp_hi_per_100k").drop_nulls()
     return dg.Output(
         table.with_columns(incumbent=pl.lit(release.incumbent)),
         metadata={
             "incumbent": release.incumbent, "ledger_head": head, "snapshot_id": found[release.name][0] if found[release.name] else "",
             "comparison": md_table(table.select("category", "pairs", "incumbent_rate_per_100k", "candidate_rate_per_100k", "rate_ratio",
-                                                "ratio_lo", "ratio_hi", "p_adjusted_bh", "direction") if len(table) > 0 and "pairs" in table.columns else table),
+                                                "ratio_lo", "ratio_hi", "p_adjusted_bh", "direction") if "pairs" in table.columns else table),
             "rates_plot": rates_plot(plot_rows, f"{release.name} vs {release.incumbent}") if len(plot_rows) else dg.MetadataValue.md("_no rates_"),
         },
     )
