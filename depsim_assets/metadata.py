@@ -23,11 +23,22 @@ def md_table(frame: pl.DataFrame, rows: int = 50) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def rates_plot(table: pl.DataFrame, title: str) -> dg.MetadataValue:
-    """Per-category rates per 100k with intervals, one marker per release, as an inline PNG."""
+def _png(fig: object, title: str) -> dg.MetadataValue:
+    """A matplotlib figure as an inline PNG the Dagster UI renders in markdown metadata."""
     import base64
     import io
 
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()  # type: ignore[attr-defined]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+
+
+def rates_plot(table: pl.DataFrame, title: str) -> dg.MetadataValue:
+    """Per-category rates per 100k with intervals, one marker per release, as an inline PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,18 +56,11 @@ def rates_plot(table: pl.DataFrame, title: str) -> dg.MetadataValue:
     ax.set_xlabel("rate per 100k messages (95% interval)")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+    return _png(fig, title)
 
 
 def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     """Forecast vs observed per 100k on log-log axes, with intervals, y = x and 1.5x bands."""
-    import base64
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,8 +84,4 @@ def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     ax.plot(grid, grid / 1.5, "k--", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="observed per 100k", ylabel="forecast per 100k", xlim=(lo, hi), ylim=(lo, hi))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return dg.MetadataValue.md(f"![forecast vs observed](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})")
+    return _png(fig, "forecast vs observed")
