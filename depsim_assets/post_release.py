@@ -14,7 +14,7 @@ from depsim_assets.core.post_release import (
     scoring_rows,
 )
 from depsim_assets.core.privacy.scrub import Scrubber
-from depsim_assets.core.scoring import score
+from depsim_assets.core.scoring import summarize
 from depsim_assets.forecasting import release_comparison
 from depsim_assets.grading import graded_labels
 from depsim_assets.metadata import md_table, scorecard_plot
@@ -90,15 +90,7 @@ def forecast_scorecard(study: StudyResource, privacy_key: PrivacyKeyResource) ->
     graders = dict(ledger.select("category", "grader_id").unique("category").iter_rows()) if "grader_id" in ledger.columns else {}
     challenging = challenging_rows(labels, prefixes, cfg, graders)
     rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
-    summary = []
-    for method in ("depsim", "previous_production_rate", "challenging_prompts"):
-        part = rows.filter(pl.col("method") == method)
-        if part.is_empty():
-            summary.append({"method": method, "note": "unavailable: no release has completions on a challenging-prompt set"
-                            if method == "challenging_prompts" else "no rows"})
-        else:
-            summary.append({"method": method, **score(part, cfg.post_release.changed_fold)})
-    table = pl.DataFrame(summary, infer_schema_length=None)
+    table = pl.DataFrame(summarize(rows, cfg.post_release.changed_fold), infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()
     simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique() if len(ledger) else pl.Series([], dtype=pl.String)
     coverage = float(seen.is_in(simulated).mean()) if len(seen) else None

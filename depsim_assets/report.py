@@ -3,7 +3,7 @@
 import polars as pl
 
 from depsim_assets.core.config import Study
-from depsim_assets.core.scoring import score
+from depsim_assets.core.scoring import summarize
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import read_frame, table_exists
 
@@ -39,16 +39,14 @@ def scorecard_lines(study: Study) -> list[str]:
     fold = study.config.post_release.changed_fold
     lines = [f"scorecard [{study.config.study}]: forecasts vs observed post-release rates (changed = >= {fold}x, interval excludes 1)",
              f"  {'method':<26}{'changed':>8}{'dir.acc':>9}{'abstain':>9}{'median x':>10}{'p90 x':>8}{'max x':>8}{'censored':>9}{'coverage':>10}"]
-    for method in ("depsim", "previous_production_rate", "challenging_prompts"):
-        part = rows.filter(pl.col("method") == method)
-        if part.is_empty():
-            lines.append(f"  {method:<26}  unavailable: no release has completions on a challenging-prompt set")
+
+    def f(v: object) -> str:
+        return "-" if v is None else format(v, ".2f")
+
+    for s in summarize(rows, fold):
+        if "note" in s:
+            lines.append(f"  {s['method']:<26}  {s['note']}")
             continue
-        s = score(part, fold)
-
-        def f(v: float | None, p: str = ".2f") -> str:
-            return "-" if v is None else format(v, p)
-
-        lines.append(f"  {method:<26}{s['changed_categories']:>8}{f(s['directional_accuracy']):>9}{f(s['abstention_rate']):>9}"
+        lines.append(f"  {s['method']:<26}{s['changed_categories']:>8}{f(s['directional_accuracy']):>9}{f(s['abstention_rate']):>9}"
                      f"{f(s['median_error']):>10}{f(s['p90_error']):>8}{f(s['max_error']):>8}{s['censored']:>9}{f(s['interval_coverage']):>10}")
     return lines

@@ -58,3 +58,16 @@ def score(rows: pl.DataFrame, fold: float = 1.5) -> dict[str, float | int | None
         "interval_coverage": covered / len(inside) if len(inside) else None,
         "scored": len(errors),
     }
+
+
+METHODS = ("depsim", "previous_production_rate", "challenging_prompts")
+UNAVAILABLE = {"challenging_prompts": "unavailable: no release has completions on a challenging-prompt set"}
+
+
+def summarize(rows: pl.DataFrame, fold: float = 1.5) -> list[dict[str, object]]:
+    """The scorecard: one entry per method, or a note saying why a method has nothing to score."""
+    out: list[dict[str, object]] = []
+    for method in METHODS:
+        part = rows.filter(pl.col("method") == method) if "method" in rows.columns else rows.head(0)
+        out.append({"method": method, **score(part, fold)} if len(part) else {"method": method, "note": UNAVAILABLE.get(method, "no rows")})
+    return out
