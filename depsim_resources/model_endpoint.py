@@ -9,7 +9,7 @@ import dagster as dg
 import openai
 
 from depsim_assets.core.config import ReleaseConfig
-from depsim_assets.core.dispatch import _send as sdk_send
+from depsim_assets.core.dispatch import sdk_send
 from depsim_resources.lean_transport import LeanClient, lean_send
 
 

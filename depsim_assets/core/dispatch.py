@@ -130,7 +130,7 @@ class Progress:
         return f"{self.done}/{self.total} calls, {rate:.1f}/s, {self.failed} failed, ETA {eta:.0f}s"
 
 
-async def _send(client: openai.AsyncOpenAI, body: dict[str, Any], timeout: float) -> ChatCompletion:
+async def sdk_send(client: openai.AsyncOpenAI, body: dict[str, Any], timeout: float) -> ChatCompletion:
     """POST the canonical body through the SDK's client and parse into the SDK's `ChatCompletion`.
 
     `chat.completions.create()` would first re-walk the body against its TypedDicts (about half of
@@ -150,7 +150,7 @@ async def dispatch(
     budget_usd: float | None = None,
     spent_usd: float = 0.0,
     log: Callable[[str], None] = print,
-    send: Callable[[Any, dict[str, Any], float], Awaitable[Any]] = _send,
+    send: Callable[[Any, dict[str, Any], float], Awaitable[Any]] = sdk_send,
 ) -> Counter[str]:
     """Run every call to a final outcome (or until the budget stops dispatch); returns outcome counts."""
     price = cfg.prices.get(model)
