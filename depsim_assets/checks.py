@@ -11,7 +11,6 @@ from depsim_assets.core.privacy.gate import canary_values
 from depsim_assets.metadata import md_table
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame
 
 
 @dg.asset_check(
@@ -23,8 +22,8 @@ from depsim_resources.warehouse import read_frame
 def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
     s = study.load()
     records_in = count_source_records(s.config.sources, s.root)
-    with study.connect() as con:
-        table = reconcile(records_in, read_frame(con, "raw_traffic"), read_frame(con, "traffic_quarantine"))
+    wh = s.warehouse
+    table = reconcile(records_in, wh.read("raw_traffic"), wh.read("traffic_quarantine"))
     bad = table.filter(~table["balanced"])
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
@@ -42,8 +41,7 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
 )
 def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
     s = study.load()
-    with study.connect() as con:
-        frame = read_frame(con, "deidentified_conversations")
+    frame = s.warehouse.read("deidentified_conversations")
     # One row per message; the conversation-level flags are repeated on each of its messages.
     messages = (
         frame.select("source", "consent_ok", "emptied_by_scrub", "messages")

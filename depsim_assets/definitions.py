@@ -1,5 +1,13 @@
-"""The one Definitions object of the depsim code location."""
+"""The Definitions of a depsim code location: one study, its config validated when the location loads.
 
+`dagster dev` / `dagster definitions validate` call `defs()` (the study named by $DEPSIM_CONFIG, else
+./depsim.yaml). A config that cannot be used fails the load with every problem listed, in the same
+words as the CLI, so the UI's Deployment page shows it instead of a green location whose runs fail.
+"""
+
+from __future__ import annotations
+
+import os
 
 import dagster as dg
 
@@ -12,22 +20,19 @@ from depsim_assets import (
     simulation,
     traffic,
 )
-from depsim_assets.partitions import release_partition_sensor
+from depsim_assets.core.config import Study, load_study
+from depsim_assets.partitions import bind_to_study
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
+# Declared once against a placeholder partition set; `study_assets` binds them to a study's releases.
 ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]
-# Per-release assets that read other releases' partitions from the warehouse (leave-one-release-out):
-# after a multi-release run, they are refreshed once every release's inputs exist.
-CROSS_RELEASE = [grading.grader_calibration, forecasting.rate_forecasts, forecasting.release_comparison]
-# Unpartitioned assets that read every release: run last.
-FINAL = [post_release.forecast_scorecard]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 
 
@@ -42,9 +47,15 @@ def build_resources(config_path: str = "") -> dict[str, object]:
     }
 
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=CHECKS,
-    sensors=[release_partition_sensor],
-    resources=build_resources(),
-)
+def study_assets(study: Study) -> list[dg.AssetsDefinition]:
+    return bind_to_study(ASSETS, study.config)
+
+
+def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:
+    study = load_study(config)  # ConfigError: the location fails to load with every problem listed
+    return dg.Definitions(assets=study_assets(study), asset_checks=CHECKS, resources=build_resources(str(study.path)))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

@@ -6,12 +6,10 @@ import polars as pl
 from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.ledger import append as append_ledger
-from depsim_assets.core.post_release import filter_prefix_ids
-from depsim_assets.grading import graded_labels, grader_calibration
+from depsim_assets.core.observed import filter_prefix_ids
 from depsim_assets.metadata import md_table, rates_plot
-from depsim_assets.partitions import release_partitions
+from depsim_assets.partitions import WITH_INCUMBENT, release_partitions
 from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame
 
 GROUP = "forecasting"
 
@@ -19,8 +17,7 @@ GROUP = "forecasting"
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
-    ins={"graded_labels": dg.AssetIn(), "grader_calibration": dg.AssetIn()},
-    kinds={"polars", "duckdb"},
+    kinds={"polars", "parquet"},
     description="Per category, over eligible prefixes only: n, flagged, rate per 100k with Clopper-Pearson and "
     "Jeffreys intervals, an upper bound when nothing was flagged, the detection floor given n and the grader's "
     "sensitivity, the sampling-weighted (Hájek) rate with a bootstrap-by-conversation interval where needed, "
@@ -32,7 +29,8 @@ def rate_forecasts(
 ) -> dg.Output[pl.DataFrame]:
     cfg = study.load().config.forecasting
     keep = filter_prefix_ids(replay_prefixes, cfg.prefix_filter)
-    table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), replay_prefixes, grader_calibration, cfg)
+    calibration = grader_calibration.filter(pl.col("excluded_release") == context.partition_key)
+    table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), replay_prefixes, calibration, cfg)
     shown = table.select("category", "grader_id", "n_eligible", "flagged", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k",
                          "corrected_rate_per_100k") if len(table) and "grader_id" in table.columns else table
     return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
@@ -41,29 +39,29 @@ def rate_forecasts(
 def _record(study: StudyResource, release: str, record: pl.DataFrame, labels: pl.DataFrame, config_hash: str) -> str:
     """Append the forecast of record to the hash-chained ledger (never rewritten; re-materializing appends)."""
     versions = dict(labels.filter(pl.col("release") == release).select("grader_id", "grader_version").unique().iter_rows())
-    with study.connect() as con:
-        return append_ledger(con, release, record, config_hash, versions)
+    return append_ledger(study.load().ledger_path, release, record, config_hash, versions)
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
-    deps=[graded_labels, grader_calibration, rate_forecasts],
-    kinds={"polars", "duckdb"},
+    ins={name: dg.AssetIn(partition_mapping=WITH_INCUMBENT) for name in ("graded_labels", "regenerated_completions", "rate_forecasts")},
+    kinds={"polars", "parquet"},
     description="The release against its incumbent on the same prefixes (same snapshot id, else it fails): per "
     "category the rate ratio with an interval and an exact paired test on discordant pairs (McNemar), "
-    "Benjamini-Hochberg across categories, and a predicted direction (up, down, no detectable change). Reads both "
-    "releases from the warehouse: Dagster cannot map one dynamic partition onto another in an asset's inputs.",
+    "Benjamini-Hochberg across categories, and a predicted direction (up, down, no detectable change). Reads the "
+    "release's and its incumbent's partitions (declared: the incumbent's labels are materialized first), and "
+    "appends the forecast of record to the hash-chained ledger.",
 )
-def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
+def release_comparison(
+    context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.LazyFrame, regenerated_completions: pl.LazyFrame,
+    rate_forecasts: pl.LazyFrame, replay_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
     s = study.load()
     release = s.config.release(context.partition_key)
-    pair = [release.name] if release.incumbent is None else [release.name, release.incumbent]
-    with study.connect() as con:
-        labels = read_frame(con, "graded_labels", pair)
-        snaps = read_frame(con, "regenerated_completions", pair).group_by("release").agg(pl.col("snapshot_id").unique())
-        forecasts = read_frame(con, "rate_forecasts", pair)
-        prefixes = read_frame(con, "replay_prefixes")
+    labels = graded_labels.collect()
+    snaps = regenerated_completions.select("release", "snapshot_id").collect().group_by("release").agg(pl.col("snapshot_id").unique())
+    forecasts = rate_forecasts.collect()
     own = forecasts.filter(pl.col("release") == release.name).drop("release")
     if release.incumbent is None:
         head = _record(study, release.name, own, labels, s.config_hash)
@@ -78,7 +76,7 @@ def release_comparison(context: dg.AssetExecutionContext, study: StudyResource) 
             f"({found.get(release.name)} vs {found.get(release.incumbent)}): re-materialize the older one on the current replay_prefixes"
         )
     cfg = s.config.forecasting
-    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(prefixes, cfg.prefix_filter)))
+    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(replay_prefixes, cfg.prefix_filter)))
     table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
     # The forecast of record: this release's rates with its direction versus the incumbent.
     if "direction" in table.columns:

@@ -3,14 +3,13 @@
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.grading.calibration import calibrate
+from depsim_assets.core.grading.calibration import CALIBRATION_INPUT, calibrate
 from depsim_assets.core.grading.grade import grade_release, label_summary
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame
 
 GROUP = "grading"
 
@@ -19,7 +18,7 @@ GROUP = "grading"
     group_name=GROUP,
     partitions_def=release_partitions,
     pool="llm",
-    kinds={"polars", "duckdb"},
+    kinds={"polars", "parquet"},
     description="One label per (completion, category, grader): eligible, flagged, severity, rationale, grader id "
     "and version, status. Graders: deterministic rules, recorded labels (people or models) and an LLM judge "
     "whose calls are cached and crash-safe like the release's own.",
@@ -47,16 +46,23 @@ def graded_labels(
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=release_partitions,
-    deps=[graded_labels],
-    kinds={"polars", "duckdb"},
-    description="For each grader and category with human labels: sensitivity, specificity and precision with exact "
-    "(Clopper-Pearson) intervals, Cohen's kappa and the confusion matrix, computed leave-one-release-out: the "
-    "calibration of a release uses only the other releases' labelled completions.",
+    ins={"graded_labels": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    kinds={"polars", "parquet"},
+    description="For each release, grader and category with human labels: sensitivity, specificity and precision "
+    "with exact (Clopper-Pearson) intervals, Cohen's kappa and the confusion matrix, computed leave-one-release-out: "
+    "the rows for release R (`excluded_release`) use only the other releases' labelled completions. Reads every "
+    "release's labels, so it is stale whenever any release is re-graded.",
 )
-def grader_calibration(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
-    with study.connect() as con:
-        labels = read_frame(con, "graded_labels")
-    table = calibrate(labels, exclude_release=context.partition_key)
-    return dg.Output(table, metadata={"rows": len(table), "calibration": md_table(
-        table.select("grader_id", "category", "n", "sensitivity", "specificity", "precision", "kappa", "releases_used"), 100)})
+def grader_calibration(context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
+    labels = graded_labels.collect()
+    if labels.is_empty():  # no release graded yet
+        labels = pl.DataFrame(schema=CALIBRATION_INPUT)
+    releases = [r.name for r in study.load().config.releases]
+    graded = set(labels["release"].unique().to_list())
+    table = pl.concat([calibrate(labels, exclude_release=r) for r in releases]) if releases else calibrate(labels)
+    shown = table.filter(pl.col("excluded_release") == releases[-1]) if releases and len(table) else table
+    return dg.Output(table, metadata={
+        "rows": len(table), "releases_graded": dg.MetadataValue.json(sorted(graded)),
+        "not_graded_yet": dg.MetadataValue.json([r for r in releases if r not in graded]),
+        "calibration": md_table(shown.select("excluded_release", "grader_id", "category", "n", "sensitivity", "specificity",
+                                             "precision", "kappa", "releases_used"), 100)})

@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from depsim_assets.core.ledger import entries_before, verify
-from depsim_assets.core.post_release import (
+from depsim_assets.core.observed import (
     challenging_rows,
     observed_changes,
     observed_from_file,
@@ -15,13 +15,10 @@ from depsim_assets.core.post_release import (
 )
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.scoring import summarize
-from depsim_assets.forecasting import release_comparison
-from depsim_assets.grading import graded_labels
 from depsim_assets.metadata import md_table, scorecard_plot
 from depsim_assets.partitions import release_partitions
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame
 
 GROUP = "post_release"
 
@@ -30,7 +27,7 @@ GROUP = "post_release"
     group_name=GROUP,
     partitions_def=release_partitions,
     ins={"graded_labels": dg.AssetIn()},
-    kinds={"polars", "duckdb"},
+    kinds={"polars", "parquet"},
     description="What the release did after it shipped, per category: post-release traffic graded by the same "
     "graders (`post_release.observed.grader` on the configured prefixes), or rates imported from a file.",
 )
@@ -51,55 +48,75 @@ def observed_production_rates(
     return dg.Output(table, metadata={"categories": len(table), "observed": md_table(table)})
 
 
-def _examples(study: StudyResource, key: bytes, per_category: int = 2) -> pl.DataFrame:
+def _examples(labels: pl.DataFrame, completions: pl.DataFrame, key: bytes, per_category: int = 2) -> pl.DataFrame:
     """A few flagged completions per category with the grader's rationale, scrubbed before display."""
-    with study.connect() as con:
-        labels = read_frame(con, "graded_labels").filter(pl.col("flagged").fill_null(False) & pl.col("eligible") & ~pl.col("human"))
-        completions = read_frame(con, "regenerated_completions").select("release", "prefix_id", "sample_index", "response_text")
-    sample = labels.sort("release", "prefix_id").group_by("category", maintain_order=True).head(per_category)
-    sample = sample.join(completions, on=["release", "prefix_id", "sample_index"], how="left")
+    flagged = labels.filter(pl.col("flagged").fill_null(False) & pl.col("eligible") & ~pl.col("human"))
+    if flagged.is_empty():
+        return pl.DataFrame()
+    sample = flagged.sort("release", "prefix_id").group_by("category", maintain_order=True).head(per_category)
+    sample = sample.join(completions.select("release", "prefix_id", "sample_index", "response_text"),
+                         on=["release", "prefix_id", "sample_index"], how="left")
     text, _ = Scrubber(key=key).scrub(sample["response_text"].fill_null("").str.slice(0, 240))
     rationale, _ = Scrubber(key=key).scrub(sample["rationale"].fill_null(""))
     return sample.select("category", "release", "grader_id", "prefix_id").with_columns(completion=text, rationale=rationale)
 
 
+ALL_RELEASES = dg.AllPartitionMapping()
+
+
 @dg.asset(
     group_name=GROUP,
-    deps=[release_comparison, observed_production_rates, graded_labels],
-    kinds={"polars", "duckdb"},
+    ins={name: dg.AssetIn(partition_mapping=ALL_RELEASES)
+         for name in ("observed_production_rates", "graded_labels", "regenerated_completions")},
+    deps=[dg.AssetDep("release_comparison", partition_mapping=ALL_RELEASES)],
+    kinds={"polars", "parquet"},
     description="Every release's forecasts (from the ledger, entries recorded before its release date) scored "
     "against its observed post-release rates, next to the previous-production-rate baseline: directional "
     "accuracy on categories that changed >= 1.5x (abstentions count as misses), multiplicative error (median, "
-    "p90, max; zeros floored at the detection limit and marked censored), interval coverage, taxonomy coverage.",
+    "p90, max; zeros floored at the detection limit and marked censored), interval coverage, taxonomy coverage. "
+    "Valid with partial data: releases not yet forecast or observed are listed, not scored.",
 )
-def forecast_scorecard(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.Output[pl.DataFrame]:
+def forecast_scorecard(
+    study: StudyResource, privacy_key: PrivacyKeyResource, observed_production_rates: pl.LazyFrame, graded_labels: pl.LazyFrame,
+    regenerated_completions: pl.LazyFrame, replay_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
     s = study.load()
     cfg = s.config
-    with study.connect() as con:
-        ledger = entries_before(con, {r.name: r.release_date for r in cfg.releases})
-        chain = verify(con)
-        observed = read_frame(con, "observed_production_rates")
-        labels = read_frame(con, "graded_labels")
-        prefixes = read_frame(con, "replay_prefixes")
+    ledger = entries_before(s.ledger_path, {r.name: r.release_date for r in cfg.releases})
+    chain = verify(s.ledger_path)
     if not chain.ok:
         raise ValueError(f"forecast ledger fails verification at entries {chain.broken}: refusing to score tampered forecasts")
-    if "rate_per_100k" not in observed.columns:
-        return dg.Output(pl.DataFrame(schema={"release": pl.String, "category": pl.String}),
-                         metadata={"note": "no observed post-release rates (post_release.observed is not configured): nothing to score",
-                                   "ledger_entries": chain.entries, "ledger_head": chain.head})
+    observed = observed_production_rates.collect()
+    labels = graded_labels.collect()
+    base_meta = {"ledger_entries": chain.entries, "ledger_head": chain.head}
+    empty = pl.DataFrame(schema={"release": pl.String, "category": pl.String, "method": pl.String})
+    if cfg.post_release.observed is None:
+        return dg.Output(empty, metadata={"note": "no observed post-release rates (post_release.observed is not configured): "
+                                                  "nothing to score", **base_meta})
+    observed_releases = set(observed["release"].unique().to_list()) if "rate_per_100k" in observed.columns else set()
+    forecast_releases = set(ledger["release"].unique().to_list()) if "rate_per_100k" in ledger.columns else set()
+    # Error and coverage need a forecast and an observation; direction also needs an incumbent (unscored without).
+    scorable = [r.name for r in cfg.releases if r.name in observed_releases and r.name in forecast_releases]
+    unscored = {r.name: "no forecast in the ledger" if r.name not in forecast_releases else "no observed rates"
+                for r in cfg.releases if r.name not in scorable}
+    base_meta["not_scored"] = dg.MetadataValue.json(unscored)
+    if not scorable:
+        return dg.Output(empty, metadata={"note": "no release has both a forecast and observed rates yet: "
+                                                  "nothing to score", **base_meta})
     graders = dict(ledger.select("category", "grader_id").unique("category").iter_rows()) if "grader_id" in ledger.columns else {}
-    challenging = challenging_rows(labels, prefixes, cfg, graders)
-    rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
+    challenging = challenging_rows(labels, replay_prefixes, cfg, graders)
+    rows = scoring_rows(ledger, observed, observed_changes(labels, replay_prefixes, cfg), cfg, challenging)
+    rows = rows.filter(pl.col("release").is_in(scorable))
     table = pl.DataFrame(summarize(rows, cfg.post_release.changed_fold), infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()
-    simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique() if len(ledger) else pl.Series([], dtype=pl.String)
+    simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique()
     coverage = float(seen.is_in(simulated).mean()) if len(seen) else None
     return dg.Output(
         rows,
         metadata={
             "scorecard": md_table(table), "taxonomy_coverage": coverage if coverage is not None else "n/a",
-            "ledger_entries": chain.entries, "ledger_head": chain.head,
+            "scored_releases": dg.MetadataValue.json(scorable), **base_meta,
             "forecast_vs_observed": scorecard_plot(rows.filter(pl.col("method") == "depsim")),
-            "flagged_examples": md_table(_examples(study, privacy_key.key()), 40),
+            "flagged_examples": md_table(_examples(labels, regenerated_completions.collect(), privacy_key.key()), 40),
         },
     )

@@ -19,11 +19,11 @@ GROUP = "traffic"
             description="Every message of every consented conversation scrubbed (emails, phones, cards, IBANs, SSNs, "
             "IPs, secrets, addresses, person names) into keyed-hash surrogates from reserved ranges. An independent "
             "detector scans the output with planted canaries inside this step and raises before anything is stored.",
-            kinds={"polars", "duckdb"},
+            kinds={"polars", "parquet"},
         ),
         "privacy_report": dg.AssetOut(
             description="Replacements per entity type and source, canary results and the filter version.",
-            kinds={"polars", "duckdb"},
+            kinds={"polars", "parquet"},
         ),
     },
 )

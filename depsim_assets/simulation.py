@@ -25,7 +25,7 @@ GROUP = "simulation"
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"polars", "duckdb"},
+    kinds={"polars", "parquet"},
     description="Each de-identified conversation cut just before its final assistant turn (or every assistant "
     "turn), with the original response(s) kept; an hh-rlhf pair is one prefix with both responses; eval-set "
     "records are prefixes as they are. Sampled per the config's target, with weights, and stamped with a snapshot id.",
@@ -63,7 +63,7 @@ async def _dispatch_release(calls, endpoint, cfg, store, release, spent, log):  
     group_name=GROUP,
     partitions_def=release_partitions,
     pool="llm",
-    kinds={"openai", "duckdb"},
+    kinds={"openai", "parquet"},
     description="The release's completion for every replay prefix (the same prefixes, same snapshot id, for a "
     "release and its incumbent). Calls go through the completion store: a stored call is never sent again, a "
     "failed call is recorded with its reason, and re-materializing sends only what is missing.",

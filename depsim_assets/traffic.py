@@ -18,12 +18,12 @@ GROUP = "traffic"
         "raw_traffic": dg.AssetOut(
             description="Every source record normalized to one conversation table (messages with role, "
             "content, tool calls); an hh-rlhf pair gives two conversations linked by `pair_id`.",
-            kinds={"polars", "duckdb"},
+            kinds={"polars", "parquet"},
         ),
         "traffic_quarantine": dg.AssetOut(
             description="Records that could not be normalized: source file, line number, reason code, detail "
             "and a raw excerpt. Records in = conversations' records out + quarantined.",
-            kinds={"polars", "duckdb"},
+            kinds={"polars", "parquet"},
         ),
     },
 )
@@ -50,7 +50,7 @@ def raw_traffic(context: dg.AssetExecutionContext, study: StudyResource):
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"polars", "duckdb"},
+    kinds={"polars", "parquet"},
     description="Conversations whose consent allows model-improvement use (or whose source is a published "
     "dataset); multimodal conversations are excluded with a counted reason. hh-rlhf pairs stay whole.",
 )

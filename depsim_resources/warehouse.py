@@ -1,98 +1,85 @@
-"""DuckDB warehouse IO manager for polars frames.
+"""The warehouse IO manager: each asset partition is one Parquet file (see `core/storage.py`).
 
-Written for duckdb 2.x (the stock dagster-duckdb-polars reader breaks there): reads go through
-`connection.sql(...).pl()`. Partitioned assets share one table with a `release` column; storing a
-partition replaces only that partition's rows, in one transaction.
+Dagster's `UPathIOManager` writes straight to the final path (a reader can see half a file) and
+refuses a run that stores several partitions at once; this one renames a complete temp file into
+place and splits a multi-partition output by its `release` column. It never opens a database, so any
+number of steps and runs may write different partitions at the same time.
+
+Inputs annotated `pl.LazyFrame` get one lazy scan over the mapped partitions with a `release` column
+(cross-release readers: the comparison, calibration, the scorecard); `pl.DataFrame` inputs are
+collected, and carry `release` only when the mapping yields several partitions.
 """
 
 from __future__ import annotations
 
-import re
-
 import dagster as dg
-import duckdb
 import polars as pl
 
+from depsim_assets.core.storage import PARTITION_COLUMN, MissingTableError, Warehouse
 from depsim_resources.study import StudyResource
-
-PARTITION_COLUMN = "release"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def table_name(asset_key: dg.AssetKey) -> str:
-    name = "__".join(asset_key.path)
-    if not _IDENT.match(name):
-        raise ValueError(f"asset key {asset_key} does not map to a plain table name")
-    return name
+    # The warehouse is per study, so the last key component names the table even under a study prefix.
+    return asset_key.path[-1]
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_name = ?", [table]).fetchall()[0][0])
-
-
-def write_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, partition: str | None) -> None:
-    """Replace the whole table, or only one partition's rows, atomically."""
-    if partition is None:
-        con.register("_frame", frame)
-        try:
-            con.execute(f'create or replace table "{table}" as select * from _frame')
-        finally:
-            con.unregister("_frame")
-        return
-    frame = frame.with_columns(pl.lit(partition, dtype=pl.String).alias(PARTITION_COLUMN))
-    con.execute("begin transaction")
-    try:
-        if table_exists(con, table):
-            others = con.sql(f'select * from "{table}" where {PARTITION_COLUMN} <> ?', params=[partition]).pl()
-            if set(others.columns) == set(frame.columns) and others.schema == frame.select(others.columns).schema:
-                con.execute(f'delete from "{table}" where {PARTITION_COLUMN} = ?', [partition])
-                con.register("_frame", frame)
-                con.execute(f'insert into "{table}" by name select * from _frame')
-            else:
-                # The asset's schema changed between materializations: rewrite, keeping other partitions.
-                merged = pl.concat([others, frame], how="diagonal_relaxed")
-                con.register("_frame", merged)
-                con.execute(f'create or replace table "{table}" as select * from _frame')
-        else:
-            con.register("_frame", frame)
-            con.execute(f'create table "{table}" as select * from _frame')
-        con.unregister("_frame")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-
-
-def read_frame(con: duckdb.DuckDBPyConnection, table: str, partitions: list[str] | None = None) -> pl.DataFrame:
-    if not table_exists(con, table):
-        raise FileNotFoundError(f"warehouse has no table '{table}': materialize that asset first")
-    if partitions is None:
-        return con.sql(f'select * from "{table}"').pl()
-    marks = ", ".join("?" for _ in partitions)
-    return con.sql(f'select * from "{table}" where {PARTITION_COLUMN} in ({marks})', params=list(partitions)).pl()
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
-    """Stores each asset as a DuckDB table in the study's warehouse file."""
+    """Stores each asset partition as a Parquet file in the study's warehouse directory."""
 
     study: StudyResource
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | None) -> None:
+    def _warehouse(self, context: dg.OutputContext | dg.InputContext) -> Warehouse:
+        wh = self.study.load().warehouse
+        old = wh.legacy_file()
+        if old is not None:
+            context.log.warning(f"{old} is a single-file warehouse from depsim < 0.2 and is not read: tables are now Parquet "
+                                f"files under {wh.root}. Rebuild them with `depsim run --all`, then delete the old file.")
+        return wh
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | None) -> None:
         if obj is None:
             return
+        if isinstance(obj, pl.LazyFrame):
+            obj = obj.collect()
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores polars DataFrames, got {type(obj).__name__}")
-        table = table_name(context.asset_key)
-        partition = context.partition_key if context.has_partition_key else None
-        with self.study.connect() as con:
-            write_frame(con, table, obj, partition)
-        context.add_output_metadata({"table": table, "dagster/row_count": len(obj)})
+        wh, table = self._warehouse(context), table_name(context.asset_key)
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        if len(keys) > 1:
+            # One run storing several partitions (a ranged backfill): the frame says which rows are whose.
+            if PARTITION_COLUMN not in obj.columns:
+                raise ValueError(f"{table}: a run over {len(keys)} partitions must return a `{PARTITION_COLUMN}` column")
+            for key in keys:
+                wh.write(table, obj.filter(pl.col(PARTITION_COLUMN) == key).drop(PARTITION_COLUMN), key)
+            uri = str(wh.table_dir(table))
+        else:
+            uri = str(wh.write(table, obj, keys[0] if keys else None))
+        context.add_output_metadata({"dagster/uri": uri, "dagster/row_count": len(obj), "dagster/column_schema": column_schema(obj)})
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
         upstream = context.upstream_output
         assert upstream is not None and upstream.asset_key is not None
-        table = table_name(upstream.asset_key)
-        partitions = list(context.asset_partition_keys) if context.has_asset_partitions else None
-        with self.study.connect() as con:
-            frame = read_frame(con, table, partitions)
-        return frame.drop(PARTITION_COLUMN) if partitions is not None and PARTITION_COLUMN in frame.columns else frame
+        wh, table = self._warehouse(context), table_name(upstream.asset_key)
+        lazy_wanted = context.dagster_type.typing_type is pl.LazyFrame
+        if not context.has_asset_partitions:
+            frame = wh.scan(table)
+            return frame if lazy_wanted else frame.collect()
+        keys = list(context.asset_partition_keys)
+        missing = [k for k in keys if not wh.exists(table, k)]
+        if missing and (lazy_wanted or len(keys) > 1):
+            # Cross-release readers work on what exists (a study's first release has no incumbent yet).
+            context.log.warning(f"{table}: partitions not materialized yet, read without them: {missing}")
+        present = [k for k in keys if k not in missing]
+        if not present:
+            if lazy_wanted:
+                return pl.LazyFrame(schema={PARTITION_COLUMN: pl.String})
+            raise MissingTableError(f"{table}: partition(s) {keys} not materialized: materialize them first")
+        frame = wh.scan(table, present)
+        if not lazy_wanted and len(keys) == 1:
+            frame = frame.drop(PARTITION_COLUMN, strict=False)
+        return frame if lazy_wanted else frame.collect()

@@ -1,5 +1,6 @@
 """Shared fixtures: a real Dagster instance in a temp DAGSTER_HOME, study configs on disk."""
 
+import contextlib
 import os
 import shutil
 import textwrap
@@ -7,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -54,3 +56,22 @@ def write_study(tmp_path: Path) -> StudyFactory:
         return p
 
     return _write
+
+
+@contextlib.contextmanager
+def warehouse_sql(config: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with a view per stored table of the study's Parquet warehouse (as `depsim sql`)."""
+    from depsim_assets.core.config import load_study
+
+    with duckdb.connect(":memory:") as con:
+        for statement in load_study(config).warehouse.duckdb_views():
+            con.execute(statement)
+        yield con
+
+
+def lineage(config: Path) -> list:
+    """The study's assets (bound to its release partitions) and checks, for `dg.materialize`."""
+    from depsim_assets.core.config import load_study
+    from depsim_assets.definitions import CHECKS, study_assets
+
+    return [*study_assets(load_study(config)), *CHECKS]

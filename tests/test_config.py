@@ -19,7 +19,7 @@ def test_shipped_demo_studies_load() -> None:
     assert xs.config.release("gpt4").incumbent == "mistralinstruct"
     assert hh.config.release("hh-chosen").incumbent == "hh-rejected"
     # Each study has its own warehouse, so they can live side by side.
-    assert hh.warehouse_path != xs.warehouse_path
+    assert hh.warehouse_dir != xs.warehouse_dir
 
 
 def test_env_var_selects_config(write_study, monkeypatch: pytest.MonkeyPatch) -> None:

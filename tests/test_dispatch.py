@@ -14,9 +14,10 @@ import polars as pl
 import pytest
 
 from depsim_assets.core.config import load_study
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
-from depsim_resources.completion_store import Store
-from tests.conftest import REPO
+from depsim_assets.definitions import build_resources
+from depsim_assets.core.store import _read_journal
+from depsim_resources.completion_store import STORE_DIR, Store
+from tests.conftest import REPO, lineage, warehouse_sql
 from tests.fake_openai import FakeBehaviour, FakeOpenAI, body_key
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c2e1b"
@@ -68,14 +69,13 @@ def _study(write_study, tmp_path: Path, server: FakeOpenAI, n: int = 40, dispatc
 def _run(cfg: Path, instance: dg.DagsterInstance, upstream: bool = True) -> dg.ExecuteInProcessResult:
     resources = build_resources(str(cfg))
     if upstream:
-        assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
-    instance.add_dynamic_partitions("release", ["v1"])
-    return dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, partition_key="v1",
+        assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    return dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
                           selection=dg.AssetSelection.assets("regenerated_completions"))
 
 
 def _completions(cfg: Path) -> pl.DataFrame:
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+    with warehouse_sql(cfg) as con:
         return con.sql("select * from regenerated_completions").pl()
 
 
@@ -164,9 +164,9 @@ def test_secret_never_logged_stored_or_in_metadata(write_study, tmp_path, server
                      for e in instance.all_logs(result.run_id))
     assert SECRET not in logs
     wh = load_study(cfg).warehouse_dir
-    for f in wh.iterdir():
-        assert SECRET.encode() not in f.read_bytes(), f
-    store = Store(wh / "completions.duckdb")
+    for f in wh.rglob("*"):
+        assert f.is_dir() or SECRET.encode() not in f.read_bytes(), f
+    store = Store(wh / STORE_DIR)
     with store:
         requests = store.all()["request"].to_list()
     assert all(SECRET not in r for r in requests) and len(requests) == 5
@@ -174,11 +174,11 @@ def test_secret_never_logged_stored_or_in_metadata(write_study, tmp_path, server
 
 CRASH_SCRIPT = """
 import sys, dagster as dg
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
+from depsim_assets.definitions import build_resources
+from tests.conftest import lineage
 cfg = sys.argv[1]
 with dg.DagsterInstance.get() as instance:
-    instance.add_dynamic_partitions("release", ["v1"])
-    dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(cfg), partition_key="v1",
+    dg.materialize(lineage(cfg), instance=instance, resources=build_resources(cfg), partition_key="v1",
                    selection=dg.AssetSelection.assets("regenerated_completions"))
 """
 
@@ -186,7 +186,7 @@ with dg.DagsterInstance.get() as instance:
 def test_sigkill_mid_run_then_resume_sends_no_completed_call_again(write_study, tmp_path, server, instance, dagster_home) -> None:
     cfg = _study(write_study, tmp_path, server, n=60, dispatch={"concurrency": 2})
     resources = build_resources(str(cfg))
-    assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
     server.behaviour = FakeBehaviour(latency=0.1)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(cfg)], env=env, cwd=REPO,
@@ -198,8 +198,8 @@ def test_sigkill_mid_run_then_resume_sends_no_completed_call_again(write_study, 
     proc.wait()
     completed_before = sum(server.ok.values())
     assert 15 <= completed_before < 60, "the run must be killed mid-way"
-    journal = load_study(cfg).warehouse_dir / "completions.journal.jsonl"
-    recorded = {json.loads(line)["request_key"] for line in journal.read_text().splitlines() if line.strip()} if journal.exists() else set()
+    journals = (load_study(cfg).warehouse_dir / STORE_DIR / "journals").glob("*.jsonl")  # the killed writer's, never merged
+    recorded = {row["request_key"] for j in journals for row in _read_journal(j)}
     server.behaviour = FakeBehaviour()
     _run(cfg, instance, upstream=False)
     frame = _completions(cfg)
@@ -208,20 +208,20 @@ def test_sigkill_mid_run_then_resume_sends_no_completed_call_again(write_study, 
     sent_twice = [k for k, n in server.requests.items() if n > 1]
     assert len(sent_twice) <= 2
     # Map the store's request keys (body + sample index) to the server's keys (body only).
-    with Store(load_study(cfg).warehouse_dir / "completions.duckdb") as store:
+    with Store(load_study(cfg).warehouse_dir / STORE_DIR) as store:
         bodies = dict(store.all().select("request_key", "request").iter_rows())
     assert len(recorded) >= completed_before - 2
     assert all(server.requests[body_key(json.loads(bodies[k]))] == 1 for k in recorded)
 
 
 def test_dry_run_and_batch_route_send_nothing(write_study, tmp_path, server, instance, dagster_home, capsys) -> None:
-    from depsim_assets.cli import main as depsim_main
+    from depsim.cli import main as depsim_main
 
     prices = {"fake-model": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}}
     cfg = _study(write_study, tmp_path, server, n=10, dispatch={"prices": prices})
-    assert depsim_main(["run", "--release", "v1", "--config", str(cfg), "--dry-run"]) == 0
+    assert depsim_main(["estimate", "--release", "v1", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "missing_calls: 10" in out and "est_cost_usd_max:" in out and "est_prompt_tokens:" in out
+    assert "missing_calls=10" in out and "est_cost_usd_max=" in out and "est_prompt_tokens=" in out
     assert sum(server.requests.values()) == 0
     batch_in = tmp_path / "batch_in.jsonl"
     assert depsim_main(["batch", "export", "--release", "v1", "--config", str(cfg), "--out", str(batch_in)]) == 0
@@ -294,9 +294,8 @@ def test_mixed_faults_on_the_lean_transport(write_study, tmp_path, server, insta
                                      retry_after=0.05, hang_seconds=3.0)
     cfg = _study(write_study, tmp_path, server, n=60)
     resources = {**build_resources(str(cfg)), "model_endpoint": ModelEndpointResource(transport="lean")}
-    assert dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
-    instance.add_dynamic_partitions("release", ["v1"])
-    dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, partition_key="v1", selection=dg.AssetSelection.assets("regenerated_completions"))
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1", selection=dg.AssetSelection.assets("regenerated_completions"))
     frame = _completions(cfg)
     assert frame["status"].to_list() == ["ok"] * 60
     assert (frame["attempts"] > 1).sum() >= 6 and max(server.requests.values()) <= 3

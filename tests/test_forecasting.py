@@ -11,9 +11,9 @@ import yaml
 
 from depsim_assets.core.config import ForecastConfig, load_study
 from depsim_assets.core.forecast import rate_forecasts
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
-from depsim_assets.runner import run_study
-from tests.conftest import REPO
+from depsim_assets.definitions import build_resources
+from depsim.runner import run_study
+from tests.conftest import REPO, lineage, warehouse_sql
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def hh_study(tmp_path: Path) -> Path:
 def test_forecasts_and_paired_comparison_end_to_end(hh_study: Path, dagster_home: Path) -> None:
     summary = run_study(hh_study, releases=["hh-rejected", "hh-chosen"], progress=lambda _: None)
     assert all(summary.checks.values())
-    with duckdb.connect(str(load_study(hh_study).warehouse_path)) as con:
+    with warehouse_sql(hh_study) as con:
         fc = con.sql("select * from rate_forecasts where release = 'hh-chosen'").pl()
         cmp = con.sql("select * from release_comparison where release = 'hh-chosen'").pl()
         labels = con.sql("select * from graded_labels where grader_id = 'refusal_rules' and category = 'refusal'").pl()
@@ -51,10 +51,11 @@ def test_forecasts_and_paired_comparison_end_to_end(hh_study: Path, dagster_home
 
 def test_comparison_refuses_different_snapshots(hh_study: Path, dagster_home: Path) -> None:
     run_study(hh_study, releases=["hh-rejected", "hh-chosen"], progress=lambda _: None)
-    with duckdb.connect(str(load_study(hh_study).warehouse_path)) as con:
-        con.execute("update regenerated_completions set snapshot_id = 'snap-older' where release = 'hh-rejected'")
+    wh = load_study(hh_study).warehouse
+    older = wh.read("regenerated_completions", ["hh-rejected"]).drop("release").with_columns(snapshot_id=pl.lit("snap-older"))
+    wh.write("regenerated_completions", older, "hh-rejected")
     with dg.DagsterInstance.get() as instance:
-        result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(str(hh_study)), partition_key="hh-chosen",
+        result = dg.materialize(lineage(hh_study), instance=instance, resources=build_resources(str(hh_study)), partition_key="hh-chosen",
                                 selection=dg.AssetSelection.assets("release_comparison"), raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure).event_specific_data.error.cause

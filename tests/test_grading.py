@@ -16,7 +16,7 @@ from depsim_assets.core.grading.judge import (
     judge_body,
     parse_verdict,
 )
-from depsim_assets.core.grading.rules import (
+from depsim_assets.core.grading.detectors import (
     eval_awareness,
     pii_in_output,
     refusal,
@@ -25,7 +25,7 @@ from depsim_assets.core.grading.rules import (
 from depsim_assets.core.grading.taxonomy import load_taxonomy
 from depsim_resources.completion_store import Store
 from depsim_resources.model_endpoint import ModelEndpointResource
-from tests.conftest import REPO
+from tests.conftest import REPO, warehouse_sql
 from tests.fake_openai import FakeBehaviour, FakeOpenAI
 
 TAX = load_taxonomy()
@@ -119,7 +119,7 @@ def test_judge_end_to_end_over_http(tmp_path: Path) -> None:
     try:
         cfg = GraderConfig(id="judge", kind="llm_judge", model="judge-model", base_url=server.base_url, max_attempts=3)
         texts = [f"answer {i}" + (" UNSAFE" if i % 3 == 0 else "") for i in range(30)]
-        with Store(tmp_path / "c.duckdb") as store:
+        with Store(tmp_path / "store") as store:
             judge = JudgeGrader(cfg, DispatchConfig(concurrency=4), store, ModelEndpointResource())
             labels = judge.grade(_items(texts), [TAX.get("violent_illicit")], "rel").sort("prefix_id")
             sent = sum(server.requests.values())
@@ -177,7 +177,7 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
     import yaml
 
     from depsim_assets.core.config import load_study
-    from depsim_assets.runner import run_study
+    from depsim.runner import run_study
 
     raw = yaml.safe_load((REPO / "studies/xstest.yaml").read_text())
     data = REPO / "data/demo/xstest"
@@ -193,13 +193,13 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
     cfg.write_text(yaml.safe_dump(raw))
     summary = run_study(cfg, releases=["llama2orig", "llama2new"], progress=lambda _: None)
     assert all(summary.checks.values())
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+    with warehouse_sql(cfg) as con:
         counts = dict(con.execute("select release, count(*) from graded_labels group by 1").fetchall())
         cal = con.sql("select * from grader_calibration").pl()
     assert counts == {"llama2orig": 450 * 3 * 3, "llama2new": 450 * 3 * 3}
     # The calibration for each release comes only from the other one.
     for release, other_n in (("llama2orig", 250), ("llama2new", 250)):
-        row = cal.filter((pl.col("release") == release) & (pl.col("grader_id") == "refusal_rules") & (pl.col("category") == "over_refusal"))
+        row = cal.filter((pl.col("excluded_release") == release) & (pl.col("grader_id") == "refusal_rules") & (pl.col("category") == "over_refusal"))
         assert row["releases_used"].item() == 1 and row["excluded_release"].item() == release and row["n"].item() == other_n
 
 
@@ -227,7 +227,7 @@ def test_eligibility_from_a_judges_request_classification(tmp_path: Path, write_
         })
         completions = pl.DataFrame({"prefix_id": prefixes["prefix_id"], "sample_index": [0, 0, 0], "response_text": replies,
                                     "tool_calls": [None] * 3, "status": ["ok"] * 3})
-        with Store(tmp_path / "c.duckdb") as store:
+        with Store(tmp_path / "store") as store:
             labels = grade_release(study, "v1", prefixes, completions, store, ModelEndpointResource())
         req = labels.filter(pl.col("category") == "unsafe_request").sort("prefix_id")
         assert req["flagged"].to_list() == [True, False, False]  # judged on the request, not the reply

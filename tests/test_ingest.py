@@ -12,8 +12,8 @@ from depsim_assets.core.config import IngestConfig, SourceConfig, load_study
 from depsim_assets.core.consent import apply_consent
 from depsim_assets.core.formats import REASONS
 from depsim_assets.core.ingest import count_source_records, ingest, reconcile
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
-from tests.conftest import TESTS, shared
+from depsim_assets.definitions import build_resources
+from tests.conftest import TESTS, lineage, shared, warehouse_sql
 
 DATA = TESTS / "data"
 SMALL = IngestConfig(max_message_chars=1000)
@@ -136,13 +136,13 @@ def test_reconciliation_check_fails_when_a_row_is_dropped(write_study, instance:
         """
     )
     resources = build_resources(str(cfg))
-    result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources,
+    result = dg.materialize(lineage(cfg), instance=instance, resources=resources,
                             selection=dg.AssetSelection.assets("raw_traffic", "traffic_quarantine"))
     (ev,) = result.get_asset_check_evaluations()
     assert ev.passed
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
-        con.execute("delete from raw_traffic where conversation_id = 'tools'")
-    check_only = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=resources, raise_on_error=False,
+    wh = load_study(cfg).warehouse
+    wh.write("raw_traffic", wh.read("raw_traffic").filter(pl.col("conversation_id") != "tools"))
+    check_only = dg.materialize(lineage(cfg), instance=instance, resources=resources, raise_on_error=False,
                                 selection=dg.AssetSelection.checks_for_assets("raw_traffic"))
     (ev,) = check_only.get_asset_check_evaluations()
     assert not ev.passed

@@ -1,8 +1,8 @@
 """Scoring against hand-computed values, and the hash-chained forecast ledger."""
 
 import datetime as dt
+import json
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -44,51 +44,75 @@ def _forecasts(rate: float) -> pl.DataFrame:
 
 
 def test_ledger_chain_detects_an_edited_entry_and_appends_never_rewrite(tmp_path) -> None:
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        h1 = append(con, "v1", _forecasts(100.0), "cfg", {"rules": "abc"})
-        h2 = append(con, "v2", _forecasts(90.0), "cfg", {"rules": "abc"})
-        assert h1 != h2
-        result = verify(con)
-        assert result.ok and result.entries == 4 and result.head == h2
-        before = con.execute("select seq, entry_hash from forecast_ledger order by seq").fetchall()
-        append(con, "v2", _forecasts(95.0), "cfg", {"rules": "abc"})  # re-materializing appends
-        after = con.execute("select seq, entry_hash from forecast_ledger order by seq").fetchall()
-        assert after[:4] == before and len(after) == 6
-        # Tamper with one stored forecast: verification names exactly that entry.
-        con.execute("update forecast_ledger set payload = replace(payload, '90.0', '9.0') where seq = 3")
-        broken = verify(con)
-        assert not broken.ok and broken.broken == [3]
+    path = tmp_path / "ledger.jsonl"
+    h1 = append(path, "v1", _forecasts(100.0), "cfg", {"rules": "abc"})
+    h2 = append(path, "v2", _forecasts(90.0), "cfg", {"rules": "abc"})
+    assert h1 != h2
+    result = verify(path)
+    assert result.ok and result.entries == 4 and result.head == h2
+    before = path.read_text().splitlines()
+    append(path, "v2", _forecasts(95.0), "cfg", {"rules": "abc"})  # re-materializing appends
+    after = path.read_text().splitlines()
+    assert after[:4] == before and len(after) == 6
+    # Tamper with one stored forecast: verification names exactly that entry.
+    rows = [json.loads(line) for line in after]
+    rows[2]["payload"] = rows[2]["payload"].replace("90.0", "9.0")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    broken = verify(path)
+    assert not broken.ok and broken.broken == [3]
+
+
+def test_concurrent_appenders_keep_one_intact_chain(tmp_path) -> None:
+    """Four processes append at once (as release runs of a UI backfill do): one chain, no entry lost."""
+    import multiprocessing as mp
+
+    path = tmp_path / "ledger.jsonl"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, f"v{i}", 15)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    result = verify(path)
+    assert result.ok and result.entries == 4 * 15 * 2
+    seqs = [json.loads(line)["seq"] for line in path.read_text().splitlines()]
+    assert seqs == list(range(1, 121))
+
+
+def _append_many(path, release: str, times: int) -> None:
+    for i in range(times):
+        append(path, release, _forecasts(float(i)), "cfg", {})
 
 
 def test_scoring_uses_only_entries_recorded_before_the_release_date(tmp_path) -> None:
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
-        append(con, "v1", _forecasts(100.0), "cfg", {}, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-        append(con, "v1", _forecasts(200.0), "cfg", {}, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))  # after release
-        got = entries_before(con, {"v1": dt.date(2026, 2, 1)})
-        assert got.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 100.0
-        latest = entries_before(con, {"v1": None})  # no release date: the latest entry counts
-        assert latest.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 200.0
+    path = tmp_path / "ledger.jsonl"
+    append(path, "v1", _forecasts(100.0), "cfg", {}, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    append(path, "v1", _forecasts(200.0), "cfg", {}, now=dt.datetime(2026, 3, 1, tzinfo=dt.UTC))  # after release
+    got = entries_before(path, {"v1": dt.date(2026, 2, 1)})
+    assert got.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 100.0
+    latest = entries_before(path, {"v1": None})  # no release date: the latest entry counts
+    assert latest.filter(pl.col("category") == "refusal")["rate_per_100k"].item() == 200.0
 
 
 def test_ledger_verify_cli_names_the_changed_entry(tmp_path, write_study, capsys) -> None:
-    from depsim_assets.cli import main
+    from depsim.cli import main
     from depsim_assets.core.config import load_study
 
     cfg = write_study("study: s\nwarehouse_dir: wh\nsources: [{name: t, paths: [t.jsonl]}]\n")
-    path = load_study(cfg).warehouse_path
-    path.parent.mkdir(parents=True)
-    with duckdb.connect(str(path)) as con:
-        append(con, "v1", _forecasts(100.0), "cfg", {})
+    path = load_study(cfg).ledger_path
+    append(path, "v1", _forecasts(100.0), "cfg", {})
     assert main(["ledger", "verify", "--config", str(cfg)]) == 0
-    with duckdb.connect(str(path)) as con:
-        con.execute("update forecast_ledger set category = 'edited' where seq = 2")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["category"] = "edited"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["ledger", "verify", "--config", str(cfg)]) == 1
     assert "seq 2" in capsys.readouterr().out
 
 
 def test_challenging_prompt_baseline_from_an_adversarial_source() -> None:
     from depsim_assets.core.config import StudyConfig
-    from depsim_assets.core.post_release import challenging_rows
+    from depsim_assets.core.observed import challenging_rows
 
     cfg = StudyConfig.model_validate({
         "study": "s", "sources": [{"name": "t", "paths": ["x"]}],

@@ -9,8 +9,8 @@ import pytest
 
 from depsim_assets.core.config import load_study
 from depsim_assets.core.privacy.gate import PrivacyGateError
-from depsim_assets.definitions import ASSETS, CHECKS, build_resources
-from tests.conftest import TESTS
+from depsim_assets.definitions import build_resources
+from tests.conftest import TESTS, lineage, warehouse_sql
 
 TRAFFIC = TESTS / "data" / "privacy" / "traffic_with_pii.jsonl"
 
@@ -27,13 +27,12 @@ def _study(write_study, extra: str = "") -> Path:
 
 
 def _materialize(cfg: Path, instance: dg.DagsterInstance, *assets: str) -> dg.ExecuteInProcessResult:
-    return dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(str(cfg)),
+    return dg.materialize(lineage(cfg), instance=instance, resources=build_resources(str(cfg)),
                           selection=dg.AssetSelection.assets(*assets), raise_on_error=False)
 
 
 def _tables(cfg: Path) -> set[str]:
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
-        return {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    return set(load_study(cfg).warehouse.tables())
 
 
 def test_scrubbed_output_passes_gate_and_checks(write_study, instance: dg.DagsterInstance) -> None:
@@ -42,7 +41,7 @@ def test_scrubbed_output_passes_gate_and_checks(write_study, instance: dg.Dagste
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"traffic_reconciles": True, "deidentified_passes_expectations": True}
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
+    with warehouse_sql(cfg) as con:
         texts = con.sql("select m.content from (select unnest(messages) m from deidentified_conversations)").pl().to_series().to_list()
         report = con.sql("select entity, sum(count)::int n from privacy_report group by 1").pl()
         users = con.sql("select distinct user_id from deidentified_conversations").pl().to_series().to_list()
@@ -80,15 +79,14 @@ def test_disabled_rule_stops_the_run_before_anything_is_stored(write_study, inst
 def test_expectations_fail_on_a_stored_leak(write_study, instance: dg.DagsterInstance) -> None:
     cfg = _study(write_study)
     assert _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report").success
-    with duckdb.connect(str(load_study(cfg).warehouse_path)) as con:
-        frame = con.sql("select * from deidentified_conversations").pl()
-        leaked = frame.head(1).with_columns(
-            conversation_id=pl.lit("planted"),
-            messages=pl.lit([{"role": "user", "content": "reach me at real.person@corp.io", "tool_calls": None, "tool_call_id": None, "name": None}], dtype=frame.schema["messages"]),
-        )
-        con.register("leaked", leaked)
-        con.execute("insert into deidentified_conversations by name select * from leaked")
-    result = dg.materialize([*ASSETS, *CHECKS], instance=instance, resources=build_resources(str(cfg)), raise_on_error=False,
+    wh = load_study(cfg).warehouse
+    frame = wh.read("deidentified_conversations")
+    leaked = frame.head(1).with_columns(
+        conversation_id=pl.lit("planted"),
+        messages=pl.lit([{"role": "user", "content": "reach me at real.person@corp.io", "tool_calls": None, "tool_call_id": None, "name": None}], dtype=frame.schema["messages"]),
+    )
+    wh.write("deidentified_conversations", pl.concat([frame, leaked]))
+    result = dg.materialize(lineage(cfg), instance=instance, resources=build_resources(str(cfg)), raise_on_error=False,
                             selection=dg.AssetSelection.checks_for_assets("deidentified_conversations"))
     (ev,) = result.get_asset_check_evaluations()
     assert not ev.passed

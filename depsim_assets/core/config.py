@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from depsim_assets.core.storage import Warehouse
+
 DEFAULT_CONFIG = "depsim.yaml"
 
 
@@ -211,6 +213,24 @@ class ForecastConfig(Strict):
     prefix_filter: PrefixFilter | None = Field(None, description="forecast from these prefixes only (the demo's 'simulated traffic' half)")
 
 
+def release_chain_problems(releases: list[Any]) -> list[str]:
+    """Release names unique, incumbents declared; works on raw YAML too, so a config with other errors
+    still reports these (pydantic skips model validators when a field fails)."""
+    rows = [r for r in releases if isinstance(r, dict)]
+    names = [r.get("name") for r in rows]
+    problems = []
+    dupes = sorted({str(n) for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"releases: names must be unique, repeated: {dupes}")
+    for r in rows:
+        inc = r.get("incumbent")
+        if inc is not None and inc not in names:
+            problems.append(f"releases.{r.get('name')}.incumbent: '{inc}' is not a declared release (declared: {names})")
+        elif inc is not None and inc == r.get("name"):
+            problems.append(f"releases.{r.get('name')}.incumbent: a release cannot replace itself")
+    return problems
+
+
 class StudyConfig(Strict):
     study: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -238,18 +258,9 @@ class StudyConfig(Strict):
 
     @model_validator(mode="after")
     def _release_chain(self) -> StudyConfig:
-        names = [r.name for r in self.releases]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"release names must be unique, repeated: {dupes}")
-        for r in self.releases:
-            if r.incumbent is not None and r.incumbent not in names:
-                raise ValueError(
-                    f"releases.{r.name}.incumbent: '{r.incumbent}' is not a declared release "
-                    f"(declared: {names})"
-                )
-            if r.incumbent == r.name:
-                raise ValueError(f"releases.{r.name}.incumbent: a release cannot replace itself")
+        problems = release_chain_problems([r.model_dump() for r in self.releases])
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def release(self, name: str) -> ReleaseConfig:
@@ -279,8 +290,12 @@ class Study(BaseModel):
         return self.resolve(self.config.warehouse_dir)
 
     @property
-    def warehouse_path(self) -> Path:
-        return self.warehouse_dir / "warehouse.duckdb"
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.warehouse_dir)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.warehouse_dir / "_ledger" / "forecast_ledger.jsonl"
 
     @property
     def config_hash(self) -> str:
@@ -291,17 +306,22 @@ class ConfigError(ValueError):
     """A study config that cannot be used; the message names the file and each bad field."""
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid study config ({err.error_count()} problem(s))"]
+def _format_errors(path: Path, err: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
+        if not loc and e["type"] == "value_error":  # a whole-config rule: its message names the fields
+            lines.extend(f"  - {m}" for m in msg.removeprefix("Value error, ").split("; "))
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key (not part of the study config schema)"
         got = e.get("input")
         shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f"; got {got!r}"
         lines.append(f"  - {loc}: {msg}{shown}")
-    return "\n".join(lines)
+    if isinstance(raw.get("releases"), list):
+        lines.extend(f"  - {m}" for m in release_chain_problems(raw["releases"]) if f"  - {m}" not in lines)
+    return "\n".join([f"{path}: invalid study config ({len(lines)} problem(s))", *lines])
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -321,4 +341,4 @@ def load_study(path: str | os.PathLike[str] | None = None) -> Study:
     try:
         return Study(config=StudyConfig.model_validate(raw), path=p)
     except ValidationError as e:
-        raise ConfigError(_format_errors(p, e)) from None
+        raise ConfigError(_format_errors(p, e, raw)) from None

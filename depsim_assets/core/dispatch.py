@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion
 
 from depsim_assets.core.config import DispatchConfig, Price
 from depsim_assets.core.requests import canonical, estimate_tokens
-from depsim_resources.completion_store import Outcome
+from depsim_assets.core.store import Outcome
 
 # Failures that a later run may retry (up to max_attempts in total); the rest are final.
 RETRIABLE = {"rate_limited", "server_error", "timeout", "connection", "malformed_response", "budget_exhausted"}

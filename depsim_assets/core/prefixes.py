@@ -64,6 +64,11 @@ def build_prefixes(conversations: pl.DataFrame, mode: str = "final_turn") -> pl.
     ).with_columns(length_bucket=pl.col("prefix_chars").cut(LENGTH_BUCKETS, labels=["short", "medium", "long", "very_long"]).cast(pl.String))
 
 
+def sha256_hex(values: pl.Series) -> pl.Series:
+    """SHA-256 of each string: stable across library versions, unlike polars' `hash()`."""
+    return pl.Series(values.name, [hashlib.sha256(v.encode()).hexdigest() for v in values.fill_null("").to_list()], dtype=pl.String)
+
+
 def _strata_key(frame: pl.DataFrame, strata: list[str]) -> pl.Expr:
     cols = {"turn_count": pl.col("n_turns").clip(upper_bound=10).cast(pl.String), "language": pl.col("language").fill_null("unknown")}
     return pl.concat_str([cols.get(s, pl.col(s).cast(pl.String)) for s in strata], separator="|") if strata else pl.lit("all")
@@ -91,9 +96,10 @@ def sample_prefixes(prefixes: pl.DataFrame, cfg: PrefixConfig) -> tuple[pl.DataF
     sizes = keyed.group_by("stratum").agg(N=pl.len()).with_columns(
         n=(pl.col("N") * target_n / len(prefixes)).round().clip(lower_bound=1).cast(pl.Int64)
     )
-    ranked = keyed.join(sizes, on="stratum").with_columns(
-        r=pl.col("prefix_id").hash(seed=s.seed).rank("ordinal").over("stratum")
-    )
+    draw = sha256_hex(keyed.select(pl.concat_str(pl.lit(f"{s.seed}\x1f"), "prefix_id")).to_series())
+    ranked = keyed.with_columns(draw=draw).join(sizes, on="stratum").with_columns(
+        r=pl.col("draw").rank("ordinal").over("stratum")
+    ).drop("draw")
     sample = ranked.filter(pl.col("r") <= pl.col("n")).with_columns(weight=pl.col("N") / pl.col("n")).drop("N", "n", "r")
     info["sampled"] = len(sample)
     info["target_met"] = True
@@ -103,9 +109,9 @@ def sample_prefixes(prefixes: pl.DataFrame, cfg: PrefixConfig) -> tuple[pl.DataF
 def snapshot_id(prefixes: pl.DataFrame) -> str:
     """Content id of a prefix set: the same prefixes (ids and texts) give the same snapshot id."""
     digest = hashlib.sha256()
-    rows = prefixes.select(
-        "prefix_id", h=pl.col("messages").list.eval(pl.element().struct.field("content")).list.join("\x1f").hash(seed=7)
+    texts = prefixes.select(
+        "prefix_id", text=pl.col("messages").list.eval(pl.element().struct.field("content").fill_null("")).list.join("\x1f")
     ).sort("prefix_id")
-    for pid, h in rows.iter_rows():
+    for pid, h in zip(texts["prefix_id"].to_list(), sha256_hex(texts["text"]).to_list(), strict=True):
         digest.update(f"{pid}\x1e{h}\n".encode())
     return "snap-" + digest.hexdigest()[:16]

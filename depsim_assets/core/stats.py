@@ -115,10 +115,14 @@ def paired_comparison(incumbent: np.ndarray, candidate: np.ndarray, alpha: float
     d = b + c
     p_value = float(binomtest(c, d, 0.5).pvalue) if d else 1.0
     ratio = (a + c) / (a + b) if a + b else (math.inf if a + c else math.nan)
-    if d:
-        lo_pi, hi_pi = proportion_confint(c, d, alpha=alpha, method="beta")
-    else:
-        lo_pi, hi_pi = 0.0, 1.0
+    if not d:
+        # No discordant pair: conditioning on b + c = 0 would give the zero-width interval [1, 1]. Bound the
+        # discordant count instead (exact upper bound of 0 in n), each way: a rate could have moved that much.
+        n = len(inc)
+        d_hi = n * (1 - (alpha / 2) ** (1 / n)) if n else math.inf
+        lo, hi = (a / (a + d_hi), (a + d_hi) / a) if a else (0.0, math.inf)
+        return Paired(a, b, c, n, ratio, lo, hi, p_value)
+    lo_pi, hi_pi = proportion_confint(c, d, alpha=alpha, method="beta")
 
     def f(pi: float) -> float:
         den = a + d * (1 - pi)

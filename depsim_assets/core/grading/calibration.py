@@ -14,6 +14,10 @@ from statsmodels.stats.inter_rater import cohens_kappa
 from statsmodels.stats.proportion import proportion_confint
 
 KEYS = ["release", "prefix_id", "sample_index", "category"]
+# The label columns calibration reads (graded_labels of every release, with its `release`).
+CALIBRATION_INPUT = pl.Schema({"release": pl.String, "prefix_id": pl.String, "sample_index": pl.Int64, "category": pl.String,
+                               "grader_id": pl.String, "human": pl.Boolean, "flagged": pl.Boolean, "eligible": pl.Boolean,
+                               "status": pl.String})
 
 
 def _rate(k: int, n: int) -> tuple[float | None, float | None, float | None]:

@@ -15,7 +15,7 @@ import orjson
 import polars as pl
 
 from depsim_assets.core.config import GraderConfig, RecordedSource
-from depsim_assets.core.grading import rules
+from depsim_assets.core.grading import detectors as rules
 from depsim_assets.core.grading.taxonomy import Category
 from depsim_assets.core.recorded import read_recorded
 

@@ -4,8 +4,6 @@ import polars as pl
 
 from depsim_assets.core.config import Study
 from depsim_assets.core.scoring import summarize
-from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame, table_exists
 
 
 def _fmt(v: float | None) -> str:
@@ -13,11 +11,10 @@ def _fmt(v: float | None) -> str:
 
 
 def forecast_lines(study: Study) -> list[str]:
-    with StudyResource(config_path=str(study.path)).connect() as con:
-        if not table_exists(con, "rate_forecasts"):
-            return []
-        fc = read_frame(con, "rate_forecasts")
-        cmp = read_frame(con, "release_comparison") if table_exists(con, "release_comparison") else pl.DataFrame()
+    fc = study.warehouse.read_or_empty("rate_forecasts", all_partitions=True)
+    if fc.is_empty():
+        return []
+    cmp = study.warehouse.read_or_empty("release_comparison", all_partitions=True)
     lines = [f"forecasts per 100k messages (95% Clopper-Pearson), direction vs the incumbent [{study.config.study}]"]
     for rel in study.config.releases:
         lines.append(f"  {rel.name}" + (f" (vs {rel.incumbent})" if rel.incumbent else " (no incumbent)"))
@@ -30,10 +27,9 @@ def forecast_lines(study: Study) -> list[str]:
 
 
 def scorecard_lines(study: Study) -> list[str]:
-    with StudyResource(config_path=str(study.path)).connect() as con:
-        if not table_exists(con, "forecast_scorecard"):
-            return []
-        rows = read_frame(con, "forecast_scorecard")
+    if not study.warehouse.exists("forecast_scorecard"):
+        return []
+    rows = study.warehouse.read("forecast_scorecard")
     if rows.is_empty():
         return [f"scorecard [{study.config.study}]: no observed post-release rates configured"]
     fold = study.config.post_release.changed_fold

@@ -43,11 +43,15 @@ def observed_from_file(frame: pl.DataFrame, release: str, alpha: float) -> pl.Da
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"category": pl.String})
 
 
+CHANGES_SCHEMA = pl.Schema({"release": pl.String, "category": pl.String, "obs_ratio": pl.Float64, "obs_ratio_lo": pl.Float64,
+                            "obs_ratio_hi": pl.Float64})
+
+
 def observed_changes(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyConfig) -> pl.DataFrame:
     """Observed change of each release vs its incumbent, paired on the same post-release prefixes."""
     obs = cfg.post_release.observed
-    if obs is None or obs.grader is None:
-        return pl.DataFrame(schema={"release": pl.String, "category": pl.String})
+    if obs is None or obs.grader is None or labels.is_empty():
+        return CHANGES_SCHEMA.to_frame()
     keep = filter_prefix_ids(prefixes, obs.prefix_filter)
     base = labels.filter((pl.col("grader_id") == obs.grader) & pl.col("eligible") & (pl.col("status") == "ok") & pl.col("prefix_id").is_in(keep))
     rows = []
@@ -63,7 +67,7 @@ def observed_changes(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyCon
                 continue
             r = paired_comparison(pairs["flagged_inc"].to_numpy(), pairs["flagged"].to_numpy())
             rows.append({"release": rel.name, "category": category, "obs_ratio": r.ratio, "obs_ratio_lo": r.ratio_lo, "obs_ratio_hi": r.ratio_hi})
-    return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"release": pl.String, "category": pl.String})
+    return pl.DataFrame(rows, schema=CHANGES_SCHEMA) if rows else CHANGES_SCHEMA.to_frame()
 
 
 def challenging_rows(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyConfig, graders: dict[str, str]) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Cost preview and the OpenAI Batch API route, for `depsim run --dry-run` and `depsim batch ...`."""
+"""Cost estimate and the OpenAI Batch API route, for `depsim estimate` and `depsim batch ...`."""
 
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,13 @@ from depsim_assets.core.simulate import (
     plan_calls,
 )
 from depsim_resources.completion_store import CompletionStoreResource, Outcome
-from depsim_resources.study import StudyResource
-from depsim_resources.warehouse import read_frame
 
 
 def _plan(study: Study, release_name: str) -> Plan:
     release = study.config.release(release_name)
     if release.backend != "openai":
         raise ValueError(f"release {release_name} uses the {release.backend} backend: it sends no calls")
-    with StudyResource(config_path=str(study.path)).connect() as con:
-        prefixes = read_frame(con, "replay_prefixes")
+    prefixes = study.warehouse.read("replay_prefixes")
     return plan_calls(prefixes, release, study.config.dispatch.samples_per_prefix)
 
 

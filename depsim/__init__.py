@@ -1,0 +1,1 @@
+"""depsim's command line and run orchestration (outside the Dagster assets package)."""

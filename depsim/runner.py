@@ -1,0 +1,200 @@
+"""Run a study's lineage for some releases, in process, in an order the declared dependencies allow.
+
+The lineage is declared to Dagster (a UI backfill orders it by itself); this runner is the CLI's way
+to drive the same assets without a daemon. One `materialize` call covers one partition scheme, so a
+run is a few calls: study-wide upstream assets (skipped when their inputs did not change), then per
+release completions and labels (never-graded incumbents first), the cross-release calibration,
+per-release forecasts, the comparisons, and the scorecard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import orjson
+
+from depsim_assets.core.config import Study, load_study
+from depsim_assets.core.ingest import expand_paths
+from depsim_assets.definitions import CHECKS, build_resources, study_assets
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LLM_POOL = "llm"
+# Dagster's per-event DEBUG lines drown the CLI's own progress; the UI keeps the full event log.
+QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("DEPSIM_LOG_LEVEL", "WARNING")}}}}
+DEFAULT_LLM_POOL_LIMIT = 4
+
+UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
+PER_RELEASE_GRADING = ["regenerated_completions", "graded_labels"]
+PER_RELEASE_FORECAST = ["rate_forecasts", "observed_production_rates"]
+
+
+class RunFailed(Exception):
+    """A step failed for a reason the user can act on; `str()` is the one line to show."""
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to ./.dagster_home with the project's dagster.yaml copied in."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    target = home / "dagster.yaml"
+    if not target.exists() and (REPO_ROOT / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "dagster.yaml", target)
+    return home
+
+
+def get_instance() -> dg.DagsterInstance:
+    ensure_dagster_home()
+    instance = dg.DagsterInstance.get()
+    # dagster.yaml only holds a default pool limit; the llm pool gets its own (same as
+    # `dagster instance concurrency set llm N`).
+    storage = instance.event_log_storage
+    if LLM_POOL not in storage.get_concurrency_keys():
+        storage.set_concurrency_slots(LLM_POOL, int(os.environ.get("DEPSIM_LLM_POOL_LIMIT", DEFAULT_LLM_POOL_LIMIT)))
+    return instance
+
+
+@dataclass
+class StepSummary:
+    asset: str
+    partition: str | None
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    study: Study
+    releases: list[str]
+    steps: list[StepSummary] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _shown(value: object) -> object | None:
+    """A metadata value short enough for one summary line, or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    return value if not isinstance(value, str) or len(value) <= 80 else None
+
+
+def _collect(result: dg.ExecuteInProcessResult, summary: RunSummary, partition: str | None) -> None:
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization  # type: ignore[union-attr]
+        meta = {k: v.value for k, v in mat.metadata.items() if not k.startswith("dagster/") and _shown(v.value) is not None}
+        summary.steps.append(StepSummary(mat.asset_key.to_user_string(), partition, meta))
+    for ev in result.get_asset_check_evaluations():
+        summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+
+
+def _innermost(error: object) -> object:
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return error
+
+
+def failure_line(result: dg.ExecuteInProcessResult) -> str:
+    """The user's error of a failed run, one line: which step, and the innermost exception's message."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = _innermost(event.step_failure_data.error)  # type: ignore[union-attr]
+            message = " ".join(str(getattr(err, "message", err)).split())
+            name = getattr(err, "cls_name", "")
+            prefix = "" if name in ("ConfigError", "ValueError", "KeyError", "MissingTableError", "FileNotFoundError") else f"{name}: "
+            return f"{event.step_key}: {prefix}{message}"
+    failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
+    if failed:
+        names = ", ".join(f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in failed)
+        return f"blocking check failed: {names} (its metadata in the Dagster UI says what failed); downstream steps did not run"
+    return "the run failed (see the Dagster UI event log)"
+
+
+def upstream_signature(study: Study) -> str:
+    """What the study-wide upstream assets depend on: their config sections and the source files."""
+    cfg = study.config
+    try:
+        paths = expand_paths([p for src in cfg.sources for p in src.paths], study.root)
+    except (FileNotFoundError, ValueError):
+        paths = []  # the traffic asset reports a missing source in its own words
+    files = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
+    body = orjson.dumps([cfg.sources, cfg.ingest, cfg.privacy, cfg.prefixes, str(study.root), files],
+                        default=lambda o: o.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()
+
+
+def run_study(
+    config: str | os.PathLike[str] | None,
+    releases: Sequence[str] = (),
+    instance: dg.DagsterInstance | None = None,
+    progress: Callable[[str], None] = print,
+    refresh: bool = False,
+) -> RunSummary:
+    """Upstream once, then the named releases (and any incumbent never graded) through the scorecard.
+    Raises `RunFailed` with one line when a step or a blocking check fails."""
+    study = load_study(config)
+    cfg = study.config
+    names = list(dict.fromkeys(releases))
+    for name in names:
+        cfg.release(name)  # raises with the declared names if unknown
+    instance = instance or get_instance()
+    assets = study_assets(study)
+    resources = build_resources(str(study.path))
+    summary = RunSummary(study, names)
+    wh = study.warehouse
+    tag = f"[{cfg.study}]"
+
+    def materialize(selection: list[str], partition: str | None = None) -> None:
+        result = dg.materialize([*assets, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
+                                partition_key=partition, selection=dg.AssetSelection.keys(*selection), raise_on_error=False)
+        _collect(result, summary, partition)
+        if not result.success or not all(summary.checks.values()):
+            raise RunFailed(failure_line(result))
+
+    signature = upstream_signature(study)
+    marker = wh.root / "_runs" / "upstream.signature"
+    fresh = not refresh and all(wh.exists(t) for t in UPSTREAM) and marker.exists() and marker.read_text() == signature
+    if fresh:
+        summary.skipped = list(UPSTREAM)
+        progress(f"{tag} upstream assets unchanged since their last run: reused ({', '.join(UPSTREAM)})")
+    else:
+        progress(f"{tag} materializing {len(UPSTREAM)} study-wide assets (traffic, de-identification, prefixes)")
+        materialize(UPSTREAM)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(signature)
+    if not names:
+        return summary
+    incumbents = [r.incumbent for r in map(cfg.release, names) if r.incumbent and r.incumbent not in names]
+    first = [inc for inc in dict.fromkeys(incumbents) if not wh.exists("graded_labels", inc)]
+    for name in first:
+        progress(f"{tag} incumbent '{name}' was never graded: running it first")
+    graded = first + names
+    for name in graded:
+        progress(f"{tag} completions and labels for '{name}'")
+        materialize(PER_RELEASE_GRADING, name)
+    progress(f"{tag} grader calibration (leave-one-release-out, every graded release)")
+    materialize(["grader_calibration"])
+    for name in graded:
+        progress(f"{tag} forecasts and observed rates for '{name}'")
+        materialize(PER_RELEASE_FORECAST, name)
+    for name in names:
+        progress(f"{tag} comparison of '{name}' with its incumbent")
+        materialize(["release_comparison"], name)
+    progress(f"{tag} scoring forecasts across releases")
+    materialize(["forecast_scorecard"])
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    lines = [f"study {summary.study.config.study} ({summary.study.path})"]
+    for step in summary.steps:
+        part = f" [{step.partition}]" if step.partition else ""
+        shown = ", ".join(f"{k}={v}" for k, v in step.metadata.items())
+        lines.append(f"  {step.asset}{part}: {shown}" if shown else f"  {step.asset}{part}")
+    for name, passed in summary.checks.items():
+        lines.append(f"  check {name}: {'passed' if passed else 'FAILED'}")
+    return "\n".join(lines)

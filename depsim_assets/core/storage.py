@@ -1,0 +1,134 @@
+"""The study warehouse: a directory of Parquet files, one per asset partition, in hive layout.
+
+    <root>/<table>/part.parquet                       unpartitioned asset
+    <root>/<table>/release=<r>/part.parquet           one release partition
+
+Every file is written under a temporary name beside its final one and renamed into place, so a
+reader never sees half a file and writers of different partitions never contend: the multiprocess
+executor and concurrent runs may store partitions of one asset at the same time. Paths are
+`UPath`s, so the same code reads and writes object storage (where a single PUT is already atomic).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+from upath import UPath
+
+PARTITION_COLUMN = "release"
+FILE_NAME = "part.parquet"
+LEGACY_FILE = "warehouse.duckdb"
+
+
+class MissingTableError(FileNotFoundError):
+    """A table (or every requested partition of it) has not been materialized."""
+
+
+def _is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+class Warehouse:
+    """Read and write the Parquet files of one study warehouse."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = UPath(root)
+
+    def table_dir(self, table: str) -> UPath:
+        if not table or "/" in table or table.startswith("."):
+            raise ValueError(f"not a table name: {table!r}")
+        return self.root / table
+
+    def path(self, table: str, partition: str | None = None) -> UPath:
+        base = self.table_dir(table)
+        return base / FILE_NAME if partition is None else base / f"{PARTITION_COLUMN}={partition}" / FILE_NAME
+
+    def legacy_file(self) -> UPath | None:
+        """The single-file DuckDB warehouse of depsim < 0.2, if one is still here."""
+        old = self.root / LEGACY_FILE
+        return old if old.exists() else None
+
+    def write(self, table: str, frame: pl.DataFrame, partition: str | None = None) -> UPath:
+        target = self.path(table, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not _is_local(target):
+            with target.open("wb") as fh:
+                frame.write_parquet(fh)
+            return target
+        tmp = Path(str(target.path)).with_name(f".{FILE_NAME}.{uuid.uuid4().hex}.tmp")
+        try:
+            frame.write_parquet(tmp)
+            os.replace(tmp, target.path)  # atomic on one filesystem: readers see the old or the new file
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    def partitions(self, table: str) -> list[str]:
+        base = self.table_dir(table)
+        if not base.exists():
+            return []
+        prefix = f"{PARTITION_COLUMN}="
+        return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix) and (p / FILE_NAME).exists())
+
+    def exists(self, table: str, partition: str | None = None) -> bool:
+        return self.path(table, partition).exists()
+
+    def _scan_file(self, path: UPath) -> pl.LazyFrame:
+        return pl.scan_parquet(str(path) if _is_local(path) else path.as_uri(), storage_options=dict(path.storage_options) or None)
+
+    def scan(self, table: str, partitions: Sequence[str] | None = None, *, all_partitions: bool = False) -> pl.LazyFrame:
+        """One lazy frame over the stored files.
+
+        - `partitions=None, all_partitions=False`: the unpartitioned table;
+        - `partitions=[...]`: those partitions (missing ones skipped), with a `release` column;
+        - `all_partitions=True`: every stored partition, with a `release` column.
+        """
+        if partitions is None and not all_partitions:
+            path = self.path(table)
+            if not path.exists():
+                raise MissingTableError(f"warehouse has no table '{table}' at {path}: materialize that asset first")
+            return self._scan_file(path)
+        wanted = self.partitions(table) if all_partitions else [p for p in partitions or [] if self.exists(table, p)]
+        if not wanted:
+            raise MissingTableError(f"warehouse has no stored partition of '{table}'"
+                                    + (f" among {list(partitions)}" if partitions else "") + ": materialize them first")
+        frames = [self._with_release(self._scan_file(self.path(table, p)), p) for p in wanted]
+        # diagonal_relaxed: partitions stored before a schema change keep their columns (null elsewhere).
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+    @staticmethod
+    def _with_release(frame: pl.LazyFrame, partition: str) -> pl.LazyFrame:
+        names = frame.collect_schema().names()
+        return frame if PARTITION_COLUMN in names else frame.with_columns(pl.lit(partition, dtype=pl.String).alias(PARTITION_COLUMN))
+
+    def read(self, table: str, partitions: Sequence[str] | None = None, *, all_partitions: bool = False) -> pl.DataFrame:
+        return self.scan(table, partitions, all_partitions=all_partitions).collect()
+
+    def read_or_empty(self, table: str, *, all_partitions: bool = False) -> pl.DataFrame:
+        try:
+            return self.read(table, all_partitions=all_partitions)
+        except MissingTableError:
+            return pl.DataFrame()
+
+    def tables(self) -> list[str]:
+        """Stored tables (folders starting with `_` or `.` hold the completion store and the ledgers)."""
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith((".", "_")) and ((p / FILE_NAME).exists() or self.partitions(p.name)))
+
+    def duckdb_views(self) -> list[str]:
+        """`create view` statements for every stored table (hive partitions become a `release` column)."""
+        out = []
+        for table in self.tables():
+            if self.partitions(table):
+                glob = str(self.table_dir(table) / f"{PARTITION_COLUMN}=*" / FILE_NAME)
+                src = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
+            else:
+                src = f"read_parquet('{self.path(table)}')"
+            out.append(f'create or replace view "{table}" as select * from {src}')
+        return out
