@@ -35,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from depsim.runner import format_summary, run_study
 
     started = time.perf_counter()
-    summary = run_study(args.config, releases=_releases(args), refresh=args.refresh)
+    summary = run_study(args.config, releases=_releases(args), refresh=args.refresh, debug=args.debug)
     print(format_summary(summary))
     print(f"done in {time.perf_counter() - started:.1f}s")
     return 0
@@ -45,7 +45,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from depsim.batch import preview
     from depsim.runner import run_study
 
-    run_study(args.config, releases=[])  # upstream only (reused when unchanged): no model is called
+    run_study(args.config, releases=[], debug=args.debug)  # upstream only (reused when unchanged): no model is called
     for release in _releases(args):
         print(f"{release}: " + ", ".join(f"{k}={v}" for k, v in preview(args.config, release).items()))
     return 0
@@ -108,7 +108,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for rel_path in DEMO_STUDIES:
         path = REPO_ROOT / rel_path
         study = load_study(path)
-        summary = run_study(path, releases=[r.name for r in study.config.releases])
+        summary = run_study(path, releases=[r.name for r in study.config.releases], debug=args.debug)
         print(format_summary(summary))
         print("\n".join(forecast_lines(study) + scorecard_lines(study)))
     print(f"demo finished in {time.perf_counter() - started:.1f}s")
@@ -166,11 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except RunFailed as e:
-        code, message = RUN_FAILED, str(e)
+        code, message, details = RUN_FAILED, str(e), e.details
     except (ConfigError, KeyError, ValueError, FileNotFoundError, MissingTableError) as e:
-        code, message = USER_ERROR, str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+        code, message, details = USER_ERROR, str(e.args[0] if isinstance(e, KeyError) and e.args else e), traceback.format_exc()
     if args.debug:
-        traceback.print_exc()
+        print(details, file=sys.stderr)
     print(f"depsim: {_one_line(message)}", file=sys.stderr)
     return code
 

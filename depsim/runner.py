@@ -25,8 +25,14 @@ from depsim_assets.definitions import CHECKS, build_resources, study_assets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_POOL = "llm"
-# Dagster's per-event DEBUG lines drown the CLI's own progress; the UI keeps the full event log.
-QUIET = {"loggers": {"console": {"config": {"log_level": os.environ.get("DEPSIM_LOG_LEVEL", "WARNING")}}}}
+USER_ERRORS = ("ConfigError", "ValueError", "KeyError", "MissingTableError", "FileNotFoundError", "PrivacyGateError")
+
+
+def console_config(debug: bool = False) -> dict[str, object]:
+    """Dagster's console log level for CLI runs: its event lines (and a failed step's traceback) would drown
+    the CLI's own progress and its one-line error; the instance keeps the full event log for the UI."""
+    level = "INFO" if debug else os.environ.get("DEPSIM_LOG_LEVEL", "CRITICAL")
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
 DEFAULT_LLM_POOL_LIMIT = 4
 
 UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
@@ -35,7 +41,11 @@ PER_RELEASE_FORECAST = ["rate_forecasts", "observed_production_rates"]
 
 
 class RunFailed(Exception):
-    """A step failed for a reason the user can act on; `str()` is the one line to show."""
+    """A step or a blocking check failed; `str()` is the one line to show, `details` the step's traceback."""
+
+    def __init__(self, line: str, details: str = "") -> None:
+        super().__init__(line)
+        self.details = details
 
 
 def ensure_dagster_home() -> Path:
@@ -98,19 +108,28 @@ def _innermost(error: object) -> object:
     return error
 
 
-def failure_line(result: dg.ExecuteInProcessResult) -> str:
-    """The user's error of a failed run, one line: which step, and the innermost exception's message."""
+def failure_details(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure:
-            err = _innermost(event.step_failure_data.error)  # type: ignore[union-attr]
-            message = " ".join(str(getattr(err, "message", err)).split())
-            name = getattr(err, "cls_name", "")
-            prefix = "" if name in ("ConfigError", "ValueError", "KeyError", "MissingTableError", "FileNotFoundError") else f"{name}: "
-            return f"{event.step_key}: {prefix}{message}"
+            return event.step_failure_data.error.to_string()  # type: ignore[union-attr]
+    return ""
+
+
+def failure_line(result: dg.ExecuteInProcessResult) -> str:
+    """The user's error of a failed run, one line: a failed blocking check, or which step failed and the
+    innermost exception's message."""
     failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
     if failed:
         names = ", ".join(f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in failed)
         return f"blocking check failed: {names} (its metadata in the Dagster UI says what failed); downstream steps did not run"
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = _innermost(event.step_failure_data.error)  # type: ignore[union-attr]
+            name = str(getattr(err, "cls_name", "") or "")
+            message = " ".join(str(getattr(err, "message", err)).split())  # "Name: text", as Python prints it
+            if name in USER_ERRORS:
+                message = message.removeprefix(f"{name}: ")
+            return f"{event.step_key}: {message}"
     return "the run failed (see the Dagster UI event log)"
 
 
@@ -133,6 +152,7 @@ def run_study(
     instance: dg.DagsterInstance | None = None,
     progress: Callable[[str], None] = print,
     refresh: bool = False,
+    debug: bool = False,
 ) -> RunSummary:
     """Upstream once, then the named releases (and any incumbent never graded) through the scorecard.
     Raises `RunFailed` with one line when a step or a blocking check fails."""
@@ -149,11 +169,11 @@ def run_study(
     tag = f"[{cfg.study}]"
 
     def materialize(selection: list[str], partition: str | None = None) -> None:
-        result = dg.materialize([*assets, *CHECKS], instance=instance, resources=resources, run_config=QUIET,
+        result = dg.materialize([*assets, *CHECKS], instance=instance, resources=resources, run_config=console_config(debug),
                                 partition_key=partition, selection=dg.AssetSelection.keys(*selection), raise_on_error=False)
         _collect(result, summary, partition)
         if not result.success or not all(summary.checks.values()):
-            raise RunFailed(failure_line(result))
+            raise RunFailed(failure_line(result), failure_details(result))
 
     signature = upstream_signature(study)
     marker = wh.root / "_runs" / "upstream.signature"

@@ -75,3 +75,29 @@ def lineage(config: Path) -> list:
     from depsim_assets.definitions import CHECKS, study_assets
 
     return [*study_assets(load_study(config)), *CHECKS]
+
+
+def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, name: str | None = None) -> Path:
+    """A shipped study config copied into tmp_path: its own warehouse there, data paths made absolute."""
+    import yaml
+
+    src = REPO / shipped
+    raw = yaml.safe_load(src.read_text())
+
+    def absolute(p: str) -> str:
+        return str((src.parent / p).resolve())
+
+    raw["warehouse_dir"] = str(tmp_path / (name or raw["study"]) / "wh")
+    for s in raw["sources"]:
+        s["paths"] = [absolute(p) for p in s["paths"]]
+    if releases is not None:
+        raw["releases"] = [r for r in raw["releases"] if r["name"] in releases]
+    for r in raw["releases"]:
+        if r.get("recorded", {}).get("path"):
+            r["recorded"]["path"] = absolute(r["recorded"]["path"])
+    for g in raw.get("graders", []):
+        if g.get("path"):
+            g["path"] = absolute(g["path"])
+    out = tmp_path / f"{name or raw['study']}.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
