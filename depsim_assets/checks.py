@@ -1,7 +1,9 @@
 """Data-quality checks that read the warehouse directly."""
 
+from collections.abc import Iterator
 
 import dagster as dg
+import pandas as pd
 import polars as pl
 
 from depsim_assets.core.ingest import count_source_records, reconcile
@@ -23,7 +25,7 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
     s = study.load()
     records_in = count_source_records(s.config.sources, s.root)
     wh = s.warehouse
-    table = reconcile(records_in, wh.read("raw_traffic"), wh.read("traffic_quarantine"))
+    table = reconcile(records_in, wh.scan("raw_traffic").select("source", "source_file", "line_no").collect(), wh.read("traffic_quarantine"))
     bad = table.filter(~table["balanced"])
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
@@ -41,17 +43,18 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
 )
 def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
     s = study.load()
-    frame = s.warehouse.read("deidentified_conversations")
-    # One row per message; the conversation-level flags are repeated on each of its messages.
-    messages = (
-        frame.select("source", "consent_ok", "emptied_by_scrub", "messages")
-        .explode("messages")
-        .select("source", "consent_ok", "emptied_by_scrub", content=pl.col("messages").struct.field("content").fill_null(""))
-    )
     canaries = []
     if s.config.privacy.canaries.enabled:
         canaries = canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
-    outcomes = run_suite(messages.to_pandas(), deidentified_expectations(canaries))
+
+    def messages() -> Iterator[pd.DataFrame]:
+        # One row per message, batch by batch; the conversation-level flags are repeated on each message.
+        for frame in s.warehouse.row_groups("deidentified_conversations"):
+            yield (frame.select("source", "consent_ok", "emptied_by_scrub", "messages").explode("messages")
+                   .select("source", "consent_ok", "emptied_by_scrub", content=pl.col("messages").struct.field("content").fill_null(""))
+                   .to_pandas())
+
+    outcomes = run_suite(messages(), deidentified_expectations(canaries))
     return dg.AssetCheckResult(
         passed=all(o.success for o in outcomes),
         metadata={o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)") for o in outcomes},

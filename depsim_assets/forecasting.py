@@ -7,6 +7,7 @@ from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.ledger import append as append_ledger
 from depsim_assets.core.observed import filter_prefix_ids
+from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
 from depsim_assets.metadata import md_table, rates_plot
 from depsim_assets.partitions import WITH_INCUMBENT, release_partitions
 from depsim_resources.study import StudyResource
@@ -25,12 +26,13 @@ GROUP = "forecasting"
 )
 def rate_forecasts(
     context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.DataFrame, grader_calibration: pl.DataFrame,
-    replay_prefixes: pl.DataFrame,
+    replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     cfg = study.load().config.forecasting
-    keep = filter_prefix_ids(replay_prefixes, cfg.prefix_filter)
+    prefixes = replay_prefixes.select(THIN_PREFIX_COLUMNS).collect()
+    keep = filter_prefix_ids(prefixes, cfg.prefix_filter)
     calibration = grader_calibration.filter(pl.col("excluded_release") == context.partition_key)
-    table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), replay_prefixes, calibration, cfg)
+    table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), prefixes, calibration, cfg)
     shown = table.select("category", "grader_id", "n_eligible", "flagged", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k",
                          "corrected_rate_per_100k") if len(table) and "grader_id" in table.columns else table
     return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
@@ -55,7 +57,7 @@ def _record(study: StudyResource, release: str, record: pl.DataFrame, labels: pl
 )
 def release_comparison(
     context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.LazyFrame, regenerated_completions: pl.LazyFrame,
-    rate_forecasts: pl.LazyFrame, replay_prefixes: pl.DataFrame,
+    rate_forecasts: pl.LazyFrame, replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
     release = s.config.release(context.partition_key)
@@ -76,7 +78,7 @@ def release_comparison(
             f"({found.get(release.name)} vs {found.get(release.incumbent)}): re-materialize the older one on the current replay_prefixes"
         )
     cfg = s.config.forecasting
-    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(replay_prefixes, cfg.prefix_filter)))
+    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(replay_prefixes.select(THIN_PREFIX_COLUMNS).collect(), cfg.prefix_filter)))
     table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
     # The forecast of record: this release's rates with its direction versus the incumbent.
     if "direction" in table.columns:

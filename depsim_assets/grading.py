@@ -4,7 +4,9 @@ import dagster as dg
 import polars as pl
 
 from depsim_assets.core.grading.calibration import CALIBRATION_INPUT, calibrate
-from depsim_assets.core.grading.grade import grade_release, label_summary
+from depsim_assets.core.grading.grade import ITEM_COMPLETION_COLUMNS, ITEM_PREFIX_COLUMNS, grade_release, label_summary
+from depsim_assets.core.grading.graders import LABEL_SCHEMA
+from depsim_assets.core.storage import row_batches
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
@@ -28,12 +30,17 @@ def graded_labels(
     study: StudyResource,
     model_endpoint: ModelEndpointResource,
     completion_store: CompletionStoreResource,
-    replay_prefixes: pl.DataFrame,
-    regenerated_completions: pl.DataFrame,
+    replay_prefixes: pl.LazyFrame,
+    regenerated_completions: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
+    parts = []
+    # Graded batch by batch: a batch's completions with only their own prefixes in memory.
     with completion_store.open(s.warehouse_dir) as store:
-        labels = grade_release(s, context.partition_key, replay_prefixes, regenerated_completions, store, model_endpoint)
+        for batch in row_batches(regenerated_completions.select(ITEM_COMPLETION_COLUMNS)):
+            prefixes = replay_prefixes.select(ITEM_PREFIX_COLUMNS).filter(pl.col("prefix_id").is_in(batch["prefix_id"].implode())).collect()
+            parts.append(grade_release(s, context.partition_key, prefixes, batch, store, model_endpoint))
+    labels = pl.concat(parts) if parts else pl.DataFrame(schema={**LABEL_SCHEMA, "eligible": pl.Boolean})
     summary = label_summary(labels)
     failures = labels.filter(pl.col("status") != "ok").group_by("grader_id", "failure_reason").len()
     return dg.Output(

@@ -13,6 +13,7 @@ from depsim_assets.core.observed import (
     observed_from_labels,
     scoring_rows,
 )
+from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.scoring import summarize
 from depsim_assets.metadata import md_table, scorecard_plot
@@ -32,7 +33,7 @@ GROUP = "post_release"
     "graders (`post_release.observed.grader` on the configured prefixes), or rates imported from a file.",
 )
 def observed_production_rates(
-    context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.DataFrame, replay_prefixes: pl.DataFrame
+    context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.DataFrame, replay_prefixes: pl.LazyFrame
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
     obs = s.config.post_release.observed
@@ -44,7 +45,7 @@ def observed_production_rates(
         frame = pl.read_parquet(path) if Path(path).suffix == ".parquet" else pl.read_csv(path)
         table = observed_from_file(frame, context.partition_key, alpha)
     else:
-        table = observed_from_labels(graded_labels, replay_prefixes, str(obs.grader), obs.prefix_filter, alpha)
+        table = observed_from_labels(graded_labels, replay_prefixes.select(THIN_PREFIX_COLUMNS).collect(), str(obs.grader), obs.prefix_filter, alpha)
     return dg.Output(table, metadata={"categories": len(table), "observed": md_table(table)})
 
 
@@ -78,7 +79,7 @@ ALL_RELEASES = dg.AllPartitionMapping()
 )
 def forecast_scorecard(
     study: StudyResource, privacy_key: PrivacyKeyResource, observed_production_rates: pl.LazyFrame, graded_labels: pl.LazyFrame,
-    regenerated_completions: pl.LazyFrame, replay_prefixes: pl.DataFrame,
+    regenerated_completions: pl.LazyFrame, replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
     cfg = s.config
@@ -104,8 +105,9 @@ def forecast_scorecard(
         return dg.Output(empty, metadata={"note": "no release has both a forecast and observed rates yet: "
                                                   "nothing to score", **base_meta})
     graders = dict(ledger.select("category", "grader_id").unique("category").iter_rows()) if "grader_id" in ledger.columns else {}
-    challenging = challenging_rows(labels, replay_prefixes, cfg, graders)
-    rows = scoring_rows(ledger, observed, observed_changes(labels, replay_prefixes, cfg), cfg, challenging)
+    prefixes = replay_prefixes.select(THIN_PREFIX_COLUMNS).collect()
+    challenging = challenging_rows(labels, prefixes, cfg, graders)
+    rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
     rows = rows.filter(pl.col("release").is_in(scorable))
     table = pl.DataFrame(summarize(rows, cfg.post_release.changed_fold), infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()

@@ -3,8 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.privacy.deidentify import deidentify
+from depsim_assets.core.privacy.deidentify import DEIDENTIFIED_SCHEMA, DeidentifyTally, deidentify_batches
 from depsim_assets.core.privacy.rules import FILTER_VERSION
+from depsim_assets.core.storage import row_batches
 from depsim_assets.metadata import md_table
 from depsim_resources.privacy import PrivacyKeyResource
 from depsim_resources.study import StudyResource
@@ -28,18 +29,24 @@ GROUP = "traffic"
     },
 )
 def deidentified_conversations(
-    context: dg.AssetExecutionContext, study: StudyResource, privacy_key: PrivacyKeyResource, consented_traffic: pl.DataFrame
+    context: dg.AssetExecutionContext, study: StudyResource, privacy_key: PrivacyKeyResource, consented_traffic: pl.LazyFrame
 ):
     s = study.load()
-    result = deidentify(consented_traffic, s.config.sources, s.config.privacy, privacy_key.key())
-    context.log.info(f"scrubbed {result.messages_scrubbed} messages; gate passed with {len(result.canaries)} canary values removed")
-    by_entity = result.entity_counts.group_by("entity").agg(pl.col("count").sum()).sort("entity")
+    tally = DeidentifyTally()
+    # Streamed batch by batch; the gate runs on each batch before it is written, and a failure discards
+    # the whole spool, so a leak leaves nothing stored.
+    batches = deidentify_batches(row_batches(consented_traffic), s.config.sources, s.config.privacy, privacy_key.key(), tally)
+    spooled = s.warehouse.spool(batches, empty=DEIDENTIFIED_SCHEMA)
+    canaries = tally.canaries if tally.canaries is not None else pl.DataFrame(schema={"canary": pl.Int64, "entity": pl.String})
+    context.log.info(f"scrubbed {tally.messages_scrubbed} messages; gate passed with {len(canaries)} canary values removed")
+    counts = tally.counts()
+    by_entity = counts.group_by("entity").agg(pl.col("count").sum()).sort("entity")
     yield dg.Output(
-        result.conversations,
+        spooled,
         output_name="deidentified_conversations",
-        metadata={"conversations": len(result.conversations), "messages": result.messages_scrubbed, "filter_version": FILTER_VERSION},
+        metadata={"conversations": spooled.rows, "messages": tally.messages_scrubbed, "filter_version": FILTER_VERSION},
     )
-    report = result.entity_counts.with_columns(filter_version=pl.lit(FILTER_VERSION))
+    report = counts.with_columns(filter_version=pl.lit(FILTER_VERSION))
     yield dg.Output(
         report,
         output_name="privacy_report",
@@ -47,8 +54,8 @@ def deidentified_conversations(
             "replacements": int(report["count"].sum()) if len(report) else 0,
             "by_entity": md_table(by_entity),
             "by_source_and_rule": md_table(report, 100),
-            "canaries_planted": result.canaries["canary"].n_unique() if len(result.canaries) else 0,
-            "canary_values_removed": md_table(result.canaries, 100),
+            "canaries_planted": canaries["canary"].n_unique() if len(canaries) else 0,
+            "canary_values_removed": md_table(canaries, 100),
             "filter_version": FILTER_VERSION,
         },
     )

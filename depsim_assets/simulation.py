@@ -1,12 +1,14 @@
 """Simulation stage: replay prefixes (per study), then per-release regenerated completions."""
 
 import asyncio
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
 from depsim_assets.core.dispatch import dispatch
-from depsim_assets.core.prefixes import build_prefixes, sample_prefixes, snapshot_id
+from depsim_assets.core.consent import UNIT_ID
+from depsim_assets.core.prefixes import PREFIX_SCHEMA, prefix_batches, sample_prefixes, snapshot_of
 from depsim_assets.core.recorded import recorded_completions
 from depsim_assets.core.simulate import (
     assemble,
@@ -14,6 +16,7 @@ from depsim_assets.core.simulate import (
     plan_calls,
     recorded_frame,
 )
+from depsim_assets.core.storage import Spooled, aligned, row_batches
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
@@ -30,20 +33,36 @@ GROUP = "simulation"
     "turn), with the original response(s) kept; an hh-rlhf pair is one prefix with both responses; eval-set "
     "records are prefixes as they are. Sampled per the config's target, with weights, and stamped with a snapshot id.",
 )
-def replay_prefixes(study: StudyResource, deidentified_conversations: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    cfg = study.load().config.prefixes
-    prefixes = build_prefixes(deidentified_conversations, cfg.mode)
-    sample, info = sample_prefixes(prefixes, cfg)
-    snap = snapshot_id(sample)
-    sample = sample.with_columns(snapshot_id=pl.lit(snap))
+def replay_prefixes(study: StudyResource, deidentified_conversations: pl.LazyFrame) -> dg.Output[Spooled]:
+    s = study.load()
+    cfg = s.config.prefixes
+    wh = s.warehouse
+    # Two streamed passes: every prefix with its content id, then the sample (chosen on a thin frame of
+    # ids and strata) stamped with the snapshot id of the set.
+    conversations = aligned(row_batches(deidentified_conversations), UNIT_ID)
+    everything = wh.spool(prefix_batches(conversations, cfg.mode), empty=PREFIX_SCHEMA)
+    try:
+        thin = everything.scan().select("prefix_id", "content_sha256", "source", "language", "n_turns", "length_bucket").collect()
+        sample, info = sample_prefixes(thin, cfg)
+        snap = snapshot_of(sample["prefix_id"], sample["content_sha256"])
+        chosen = sample.select("prefix_id", "weight", "stratum")
+
+        def stamped() -> Iterator[pl.DataFrame]:
+            for batch in wh.row_groups_of(everything):
+                yield batch.join(chosen, on="prefix_id", how="inner").with_columns(snapshot_id=pl.lit(snap))
+
+        spooled = wh.spool(stamped(), empty=pl.Schema({**PREFIX_SCHEMA, "weight": pl.Float64, "stratum": pl.String, "snapshot_id": pl.String}))
+    finally:
+        everything.path.unlink(missing_ok=True)
+    by_source = sample.group_by("source").agg(pl.len().alias("prefixes"), pl.col("weight").sum()).sort("source")
     return dg.Output(
-        sample,
+        spooled,
         metadata={
-            "prefixes": len(sample),
+            "prefixes": spooled.rows,
             "snapshot_id": snap,
             "sampling": dg.MetadataValue.json(info),
             "weight_sum": float(sample["weight"].sum()),
-            "by_source": md_table(sample.group_by("source").agg(pl.len().alias("prefixes"), pl.col("weight").sum()).sort("source")),
+            "by_source": md_table(by_source),
         },
     )
 
@@ -73,17 +92,18 @@ def regenerated_completions(
     study: StudyResource,
     model_endpoint: ModelEndpointResource,
     completion_store: CompletionStoreResource,
-    replay_prefixes: pl.DataFrame,
+    replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
     release = s.config.release(context.partition_key)
     cfg = s.config.dispatch
     if release.backend == "recorded":
         assert release.recorded is not None
-        frame = recorded_frame(replay_prefixes, recorded_completions(replay_prefixes, release.recorded, s.root), release.model)
+        prefixes = replay_prefixes.select("prefix_id", "conversation_id", "snapshot_id", "reference_responses").collect()
+        frame = recorded_frame(prefixes, recorded_completions(prefixes, release.recorded, s.root), release.model)
         sent: set[str] = set()
     else:
-        plan = plan_calls(replay_prefixes, release, cfg.samples_per_prefix)
+        plan = plan_calls(replay_prefixes.collect(), release, cfg.samples_per_prefix)
         with completion_store.open(s.warehouse_dir) as store:
             todo = missing_calls(plan.calls, store.lookup(plan.index["request_key"]), cfg)
             context.log.info(f"{len(plan.calls)} calls planned, {len(todo)} to send")

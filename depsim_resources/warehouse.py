@@ -15,7 +15,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.storage import PARTITION_COLUMN, MissingTableError, Warehouse
+from depsim_assets.core.storage import PARTITION_COLUMN, MissingTableError, Spooled, Warehouse
 from depsim_resources.study import StudyResource
 
 
@@ -41,11 +41,18 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                                 f"files under {wh.root}. Rebuild them with `depsim run --all`, then delete the old file.")
         return wh
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | None) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Spooled | None) -> None:
         if obj is None:
             return
-        if isinstance(obj, pl.LazyFrame):
-            obj = obj.collect()
+        if isinstance(obj, (Spooled, pl.LazyFrame)):
+            # Larger than memory should hold: adopted (a rename) or written by polars' streaming engine.
+            wh, table = self._warehouse(context), table_name(context.asset_key)
+            key = context.partition_key if context.has_partition_key else None
+            uri = wh.adopt(table, obj, key) if isinstance(obj, Spooled) else wh.sink(table, obj, key)
+            rows, columns = wh.stored_shape(table, key)
+            context.add_output_metadata({"dagster/uri": str(uri), "dagster/row_count": rows, "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, dtype) for name, dtype in columns])})
+            return
         if not isinstance(obj, pl.DataFrame):
             raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores polars DataFrames, got {type(obj).__name__}")
         wh, table = self._warehouse(context), table_name(context.asset_key)

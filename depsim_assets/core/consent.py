@@ -7,6 +7,10 @@ import polars as pl
 from depsim_assets.core.config import SourceConfig
 
 
+# The unit kept or excluded whole: an hh-rlhf pair (its two sides share one prefix), else a conversation.
+UNIT_ID = pl.coalesce("pair_id", "conversation_id")
+
+
 def consent_mask(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.Expr:
     """True where the record's source is public, or its consent field holds an allowed value."""
     clauses = []
@@ -29,7 +33,7 @@ def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> t
         .then(pl.lit("multimodal"))
         .otherwise(None)
     ).with_columns(
-        exclusion=pl.col("exclusion").drop_nulls().first().over(pl.coalesce("pair_id", "conversation_id"))
+        exclusion=pl.col("exclusion").drop_nulls().first().over(UNIT_ID)
     )
     kept = tagged.filter(pl.col("exclusion").is_null()).drop("exclusion")
     excluded = (

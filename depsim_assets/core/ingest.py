@@ -264,20 +264,39 @@ class IngestResult:
     records_in: dict[str, int]
 
 
-def ingest(sources: list[SourceConfig], base: Path, cfg: IngestConfig) -> IngestResult:
-    convs: list[pl.DataFrame] = []
-    quars: list[pl.DataFrame] = []
-    counts: dict[str, int] = {}
+@dataclass
+class IngestTally:
+    """What a streamed ingestion saw besides its conversations: records in per source, the quarantine."""
+
+    records_in: dict[str, int] = field(default_factory=dict)
+    conversations: dict[str, int] = field(default_factory=dict)
+    quarantine: list[pl.DataFrame] = field(default_factory=list)
+
+    def quarantined(self) -> pl.DataFrame:
+        return pl.concat(self.quarantine, rechunk=True) if self.quarantine else QUARANTINE_SCHEMA.to_frame()
+
+
+def ingest_batches(sources: list[SourceConfig], base: Path, cfg: IngestConfig, tally: IngestTally) -> Iterator[pl.DataFrame]:
+    """Conversations batch by batch (a record's conversations never split between batches); counts and
+    quarantined records go to `tally`, so a caller can store conversations without holding them all."""
     seen: set[str] = set()
     for src in sources:
-        counts[src.name] = 0
+        tally.records_in[src.name] = 0
+        tally.conversations[src.name] = 0
         for batch in ingest_source(src, base, cfg, seen):
-            convs.append(batch.conversations)
-            quars.append(batch.quarantine)
-            counts[src.name] += batch.records_in
+            tally.records_in[src.name] += batch.records_in
+            tally.conversations[src.name] += len(batch.conversations)
+            if len(batch.quarantine):
+                tally.quarantine.append(batch.quarantine)
+            if len(batch.conversations):
+                yield batch.conversations
+
+
+def ingest(sources: list[SourceConfig], base: Path, cfg: IngestConfig) -> IngestResult:
+    tally = IngestTally()
+    convs = list(ingest_batches(sources, base, cfg, tally))
     conv = pl.concat(convs, rechunk=True) if convs else CONVERSATION_SCHEMA.to_frame()
-    quar = pl.concat(quars, rechunk=True) if quars else QUARANTINE_SCHEMA.to_frame()
-    return IngestResult(conv, quar, counts)
+    return IngestResult(conv, tally.quarantined(), tally.records_in)
 
 
 def reconcile(records_in: dict[str, int], conversations: pl.DataFrame, quarantine: pl.DataFrame) -> pl.DataFrame:

@@ -8,6 +8,7 @@ the snapshot id of the set it belongs to, so later stages can prove two releases
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 
 import polars as pl
 
@@ -106,12 +107,40 @@ def sample_prefixes(prefixes: pl.DataFrame, cfg: PrefixConfig) -> tuple[pl.DataF
     return sample, info
 
 
-def snapshot_id(prefixes: pl.DataFrame) -> str:
-    """Content id of a prefix set: the same prefixes (ids and texts) give the same snapshot id."""
+def content_sha256(prefixes: pl.DataFrame) -> pl.Series:
+    """A content id per prefix: SHA-256 of its messages' text."""
+    texts = prefixes.select(pl.col("messages").list.eval(pl.element().struct.field("content").fill_null("")).list.join("\x1f"))
+    return sha256_hex(texts.to_series()).alias("content_sha256")
+
+
+def snapshot_of(prefix_ids: pl.Series, content_ids: pl.Series) -> str:
+    """Content id of a prefix set from each prefix's id and content id (order does not matter)."""
     digest = hashlib.sha256()
-    texts = prefixes.select(
-        "prefix_id", text=pl.col("messages").list.eval(pl.element().struct.field("content").fill_null("")).list.join("\x1f")
-    ).sort("prefix_id")
-    for pid, h in zip(texts["prefix_id"].to_list(), sha256_hex(texts["text"]).to_list(), strict=True):
+    rows = pl.DataFrame({"p": prefix_ids, "h": content_ids}).sort("p")
+    for pid, h in rows.iter_rows():
         digest.update(f"{pid}\x1e{h}\n".encode())
     return "snap-" + digest.hexdigest()[:16]
+
+
+def snapshot_id(prefixes: pl.DataFrame) -> str:
+    """Content id of a prefix set: the same prefixes (ids and texts) give the same snapshot id."""
+    return snapshot_of(prefixes["prefix_id"], content_sha256(prefixes))
+
+
+def prefix_batches(conversations: Iterable[pl.DataFrame], mode: str) -> Iterator[pl.DataFrame]:
+    """Prefixes batch by batch (batches must keep an hh-rlhf pair's two sides together), each with its
+    content id, so a sample and its snapshot id can be chosen from a thin frame afterwards."""
+    for batch in conversations:
+        prefixes = build_prefixes(batch, mode)
+        yield prefixes.with_columns(content_sha256=content_sha256(prefixes))
+
+
+PREFIX_SCHEMA = pl.Schema({
+    "prefix_id": pl.String, "conversation_id": pl.String, "turn_index": pl.Int64, "source": pl.String, "kind": pl.String,
+    "language": pl.String, "attributes": pl.String, "messages": pl.List(pl.Struct({
+        "role": pl.String, "content": pl.String, "tool_calls": pl.String, "tool_call_id": pl.String, "name": pl.String})),
+    "reference_responses": pl.List(pl.Struct({"variant": pl.String, "content": pl.String})), "n_turns": pl.UInt32,
+    "prefix_chars": pl.UInt32, "length_bucket": pl.String, "content_sha256": pl.String,
+})
+# What forecasting, observation and scoring read of a prefix (never its text).
+THIN_PREFIX_COLUMNS = ["prefix_id", "conversation_id", "source", "attributes", "weight", "stratum", "snapshot_id"]

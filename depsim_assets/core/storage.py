@@ -12,11 +12,14 @@ executor and concurrent runs may store partitions of one asset at the same time.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 from upath import UPath
 
 PARTITION_COLUMN = "release"
@@ -24,8 +27,50 @@ FILE_NAME = "part.parquet"
 LEGACY_FILE = "warehouse.duckdb"
 
 
+ROW_GROUP_ROWS = 50_000  # small enough that a reader of one row group stays in bounded memory
+
+
 class MissingTableError(FileNotFoundError):
     """A table (or every requested partition of it) has not been materialized."""
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A table written batch by batch to a temp file beside the warehouse: storing it is a rename.
+
+    Returned by assets whose output is larger than memory should hold; the IO manager adopts it."""
+
+    path: Path
+    rows: int
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
+
+def row_batches(frame: pl.LazyFrame, rows: int = ROW_GROUP_ROWS) -> Iterator[pl.DataFrame]:
+    """A lazy frame (a Parquet scan) collected `rows` at a time."""
+    total = frame.select(pl.len()).collect().item()
+    for offset in range(0, total, rows):
+        yield frame.slice(offset, rows).collect()
+
+
+def aligned(batches: Iterable[pl.DataFrame], key: str | pl.Expr) -> Iterator[pl.DataFrame]:
+    """Re-cut batches so that rows sharing `key` (adjacent, like an hh-rlhf pair's two sides) are never
+    split between two batches: the last key's rows of each batch move to the next."""
+    held: pl.DataFrame | None = None
+    expr = pl.col(key) if isinstance(key, str) else key
+    for batch in batches:
+        if held is not None:
+            batch = pl.concat([held, batch], how="diagonal_relaxed")
+        if batch.is_empty():
+            continue
+        last = batch.select(expr.last()).item()
+        tail = batch.select(expr == last).to_series()
+        held, batch = batch.filter(tail), batch.filter(~tail)
+        if not batch.is_empty():
+            yield batch
+    if held is not None and not held.is_empty():
+        yield held
 
 
 def _is_local(path: UPath) -> bool:
@@ -61,11 +106,82 @@ class Warehouse:
             return target
         tmp = Path(str(target.path)).with_name(f".{FILE_NAME}.{uuid.uuid4().hex}.tmp")
         try:
-            frame.write_parquet(tmp)
+            frame.write_parquet(tmp, row_group_size=ROW_GROUP_ROWS)
             os.replace(tmp, target.path)  # atomic on one filesystem: readers see the old or the new file
         finally:
             tmp.unlink(missing_ok=True)
         return target
+
+    def _spool_dir(self) -> Path:
+        # Beside the tables when local (so adopting is a rename); a local temp dir for object storage.
+        folder = Path(str(self.root.path)) / ".spool" if _is_local(self.root) else Path(tempfile.gettempdir()) / "depsim-spool"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def spool(self, batches: Iterable[pl.DataFrame], empty: pl.Schema | None = None) -> Spooled:
+        """Write batches (one row group each, same schema) to a temp file; removed if anything raises,
+        so a run that fails half-way (a privacy gate) leaves nothing behind."""
+        path = self._spool_dir() / f"{uuid.uuid4().hex}.parquet"
+        writer: pq.ParquetWriter | None = None
+        rows = 0
+        try:
+            for batch in batches:
+                table = batch.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema), row_group_size=max(1, len(table)))
+                rows += len(table)
+            if writer is None:  # no batch at all: an empty table of the expected schema
+                if empty is None:
+                    raise ValueError("spool: no batch to write and no schema for an empty table")
+                empty.to_frame().write_parquet(path)
+                return Spooled(path, 0)
+            writer.close()
+            writer = None
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            path.unlink(missing_ok=True)
+            raise
+        return Spooled(path, rows)
+
+    def adopt(self, table: str, spooled: Spooled, partition: str | None = None) -> UPath:
+        """Move a spooled file into place (atomic on the warehouse's own filesystem)."""
+        target = self.path(table, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if _is_local(target):
+            os.replace(spooled.path, target.path)
+        else:
+            with open(spooled.path, "rb") as src, target.open("wb") as dst:
+                dst.write(src.read())
+            spooled.path.unlink()
+        return target
+
+    def sink(self, table: str, frame: pl.LazyFrame, partition: str | None = None) -> UPath:
+        """Store a lazy frame without collecting it (polars' streaming engine writes it)."""
+        tmp = self._spool_dir() / f"{uuid.uuid4().hex}.parquet"
+        try:
+            frame.sink_parquet(tmp, row_group_size=ROW_GROUP_ROWS)
+            return self.adopt(table, Spooled(tmp, -1), partition)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def row_groups(self, table: str, partition: str | None = None) -> Iterator[pl.DataFrame]:
+        """The stored table one row group at a time (bounded memory for any table size)."""
+        path = self.path(table, partition)
+        if not path.exists():
+            raise MissingTableError(f"warehouse has no table '{table}' at {path}: materialize that asset first")
+        yield from self._row_groups(path)
+
+    def row_groups_of(self, spooled: Spooled) -> Iterator[pl.DataFrame]:
+        yield from self._row_groups(UPath(spooled.path))
+
+    @staticmethod
+    def _row_groups(path: UPath) -> Iterator[pl.DataFrame]:
+        with path.open("rb") as fh:
+            parquet = pq.ParquetFile(fh)
+            for i in range(parquet.num_row_groups):
+                yield pl.from_arrow(parquet.read_row_group(i))  # type: ignore[misc]
 
     def partitions(self, table: str) -> list[str]:
         base = self.table_dir(table)
@@ -73,6 +189,12 @@ class Warehouse:
             return []
         prefix = f"{PARTITION_COLUMN}="
         return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix) and (p / FILE_NAME).exists())
+
+    def stored_shape(self, table: str, partition: str | None = None) -> tuple[int, list[tuple[str, str]]]:
+        """Rows and (column, type) of a stored file, from its Parquet footer."""
+        with self.path(table, partition).open("rb") as fh:
+            meta = pq.ParquetFile(fh)
+            return meta.metadata.num_rows, [(f.name, str(f.type)) for f in meta.schema_arrow]
 
     def exists(self, table: str, partition: str | None = None) -> bool:
         return self.path(table, partition).exists()

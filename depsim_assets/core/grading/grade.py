@@ -21,13 +21,15 @@ from depsim_assets.core.grading.taxonomy import (
 )
 
 
+ITEM_COMPLETION_COLUMNS = ["prefix_id", "sample_index", "response_text", "tool_calls", "status"]
+ITEM_PREFIX_COLUMNS = ["prefix_id", "conversation_id", "attributes", "messages"]
+
+
 def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completions: pl.DataFrame, store: Any,
                   endpoint: Any) -> pl.DataFrame:
     """One label row per (completion, category, grader), with each category's eligibility."""
     taxonomy = load_taxonomy(study.config.taxonomy)
-    items = completions.select("prefix_id", "sample_index", "response_text", "tool_calls", "status").join(
-        prefixes.select("prefix_id", "conversation_id", "attributes", "messages"), on="prefix_id", how="left"
-    )
+    items = completions.select(ITEM_COMPLETION_COLUMNS).join(prefixes.select(ITEM_PREFIX_COLUMNS), on="prefix_id", how="left")
     eligible = {c.id: c.eligibility.mask(items) for c in taxonomy.categories}
     out = []
     for cfg in study.config.graders:

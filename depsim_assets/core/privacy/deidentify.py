@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -109,3 +110,32 @@ def deidentify(conversations: pl.DataFrame, sources: list[SourceConfig], cfg: Pr
     entity_counts = pl.concat([counts, tool_counts]).group_by("group", "rule", "entity").agg(pl.col("count").sum())
     entity_counts = entity_counts.rename({"group": "source"}).sort("source", "entity", "rule")
     return Deidentified(out, entity_counts, canary_report, len(msgs))
+
+
+@dataclass
+class DeidentifyTally:
+    """Totals over a streamed de-identification: replacements, canary results, messages scrubbed."""
+
+    entity_counts: list[pl.DataFrame] = field(default_factory=list)
+    canaries: pl.DataFrame | None = None
+    messages_scrubbed: int = 0
+
+    def counts(self) -> pl.DataFrame:
+        if not self.entity_counts:
+            return pl.DataFrame(schema={"source": pl.String, "entity": pl.String, "rule": pl.String, "count": pl.Int64})
+        return pl.concat(self.entity_counts).group_by("source", "entity", "rule").agg(pl.col("count").sum()).sort("source", "entity", "rule")
+
+
+def deidentify_batches(batches: Iterable[pl.DataFrame], sources: list[SourceConfig], cfg: PrivacyConfig, key: bytes,
+                       tally: DeidentifyTally) -> Iterator[pl.DataFrame]:
+    """De-identify batch by batch, canaries planted and the gate run in every batch: a leak in any batch
+    raises before that batch is yielded (the caller's spool is then discarded whole)."""
+    for batch in batches:
+        result = deidentify(batch, sources, cfg, key)
+        tally.entity_counts.append(result.entity_counts)
+        tally.canaries = result.canaries
+        tally.messages_scrubbed += result.messages_scrubbed
+        yield result.conversations
+
+
+DEIDENTIFIED_SCHEMA = pl.Schema({**CONVERSATION_SCHEMA, "emptied_by_scrub": pl.Boolean, "consent_ok": pl.Boolean, "privacy_filter": pl.String})

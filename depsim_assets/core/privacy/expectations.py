@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -32,24 +33,25 @@ class ExpectationOutcome:
     unexpected_count: int
 
 
-def run_suite(frame: pd.DataFrame, expectations: list[tuple[str, Any]]) -> list[ExpectationOutcome]:
+def run_suite(frames: pd.DataFrame | Iterable[pd.DataFrame], expectations: list[tuple[str, Any]]) -> list[ExpectationOutcome]:
+    """Validate one frame, or a table batch by batch (one context, one batch definition; outcomes summed),
+    so a large table is checked in bounded memory."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    batch = (
-        ctx.data_sources.add_pandas("depsim")
-        .add_dataframe_asset("frame")
-        .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
-    out = []
-    for name, expectation in expectations:
-        res = batch.validate(expectation)
-        out.append(ExpectationOutcome(name, bool(res.success), int(res.result.get("unexpected_count") or 0)))
-    return out
+    definition = ctx.data_sources.add_pandas("depsim").add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole")
+    success = {name: True for name, _ in expectations}
+    unexpected = {name: 0 for name, _ in expectations}
+    for frame in [frames] if isinstance(frames, pd.DataFrame) else frames:
+        batch = definition.get_batch(batch_parameters={"dataframe": frame})
+        for name, expectation in expectations:
+            res = batch.validate(expectation)
+            success[name] &= bool(res.success)
+            unexpected[name] += int(res.result.get("unexpected_count") or 0)
+    return [ExpectationOutcome(name, success[name], unexpected[name]) for name, _ in expectations]
 
 
 def deidentified_expectations(canaries: list[str]) -> list[tuple[str, Any]]:
