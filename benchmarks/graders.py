@@ -17,7 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from depsim_assets.core.grading.detectors import refusal  # noqa: E402
+from depsim_assets.core.graders.detectors import refusal  # noqa: E402
 
 XSTEST = REPO.parent / "shared/data/labels/xstest"
 PYRIT = REPO.parent / "shared/data/labels/pyrit-scorer-evals/refusal_scorer"

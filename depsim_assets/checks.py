@@ -11,7 +11,7 @@ from depsim_assets.core.privacy.deidentify import canary_strings
 from depsim_assets.core.privacy.expectations import deidentified_expectations, run_suite
 from depsim_assets.core.privacy.gate import canary_values
 from depsim_assets.metadata import md_table
-from depsim_resources.privacy import PrivacyKeyResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 

@@ -13,10 +13,10 @@ import dagster as dg
 
 from depsim_assets import (
     checks,
+    deidentification,
     forecasting,
     grading,
     post_release,
-    privacy,
     simulation,
     traffic,
 )
@@ -24,12 +24,12 @@ from depsim_assets.core.config import Study, load_study
 from depsim_assets.partitions import bind_to_study
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
-from depsim_resources.privacy import PrivacyKeyResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
 # Declared once against a placeholder partition set; `study_assets` binds them to a study's releases.
-ASSETS = [traffic.raw_traffic, traffic.consented_traffic, privacy.deidentified_conversations, simulation.replay_prefixes,
+ASSETS = [traffic.raw_traffic, traffic.consented_traffic, deidentification.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]

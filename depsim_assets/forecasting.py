@@ -69,6 +69,10 @@ def release_comparison(
         head = _record(study, release.name, own, labels, s.config_hash)
         return dg.Output(pl.DataFrame(schema={"category": pl.String}),
                          metadata={"note": "no incumbent declared: nothing to compare", "ledger_head": head})
+    prefixes = replay_prefixes.select(THIN_PREFIX_COLUMNS).collect()
+    if prefixes.is_empty():
+        return dg.Output(pl.DataFrame(schema={"category": pl.String}),
+                         metadata={"note": "no replay prefixes (no consented conversation was ingested): nothing to compare"})
     found = {r: sorted(x for x in ids if x) for r, ids in snaps.iter_rows()}
     if release.incumbent not in found or labels.filter(pl.col("release") == release.incumbent).is_empty():
         raise ValueError(f"incumbent '{release.incumbent}' has no graded completions: materialize its partition first")
@@ -78,7 +82,7 @@ def release_comparison(
             f"({found.get(release.name)} vs {found.get(release.incumbent)}): re-materialize the older one on the current replay_prefixes"
         )
     cfg = s.config.forecasting
-    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(replay_prefixes.select(THIN_PREFIX_COLUMNS).collect(), cfg.prefix_filter)))
+    labels = labels.filter(pl.col("prefix_id").is_in(filter_prefix_ids(prefixes, cfg.prefix_filter)))
     table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg)
     # The forecast of record: this release's rates with its direction versus the incumbent.
     if "direction" in table.columns:

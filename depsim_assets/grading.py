@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.grading.calibration import CALIBRATION_INPUT, calibrate
-from depsim_assets.core.grading.grade import ITEM_COMPLETION_COLUMNS, ITEM_PREFIX_COLUMNS, grade_release, label_summary
-from depsim_assets.core.grading.graders import LABEL_SCHEMA
+from depsim_assets.core.graders.calibration import CALIBRATION_INPUT, calibrate
+from depsim_assets.core.graders.grade import ITEM_COMPLETION_COLUMNS, ITEM_PREFIX_COLUMNS, grade_release, label_summary
+from depsim_assets.core.graders.base import LABEL_SCHEMA
 from depsim_assets.core.storage import row_batches
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions

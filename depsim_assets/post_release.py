@@ -18,7 +18,7 @@ from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.scoring import summarize
 from depsim_assets.metadata import md_table, scorecard_plot
 from depsim_assets.partitions import release_partitions
-from depsim_resources.privacy import PrivacyKeyResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 GROUP = "post_release"

@@ -116,3 +116,18 @@ def test_failed_blocking_check_is_one_line(instance: dg.DagsterInstance) -> None
     assert not result.success
     line = failure_line(result)
     assert line.startswith("blocking check failed: counted:counted_is_even") and "\n" not in line
+
+
+def test_sql_reads_the_parquet_warehouse_through_duckdb_views(tmp_path: Path, dagster_home: Path, capsys) -> None:
+    cfg = copy_study("depsim.yaml", tmp_path)
+    assert main(["run", "--all", "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["sql", "--config", str(cfg)]) == 0
+    assert "graded_labels" in capsys.readouterr().out
+    catalog = tmp_path / "catalog.duckdb"
+    query = "select release, count(*) as n from regenerated_completions group by 1 order by 1"
+    assert main(["sql", query, "--config", str(cfg), "--catalog", str(catalog)]) == 0
+    out = capsys.readouterr().out
+    assert "hh-chosen" in out and "hh-rejected" in out and "399" in out
+    assert catalog.exists()  # written only on request, never by asset runs
+    assert not list(load_study(cfg).warehouse_dir.glob("*.duckdb"))

@@ -7,22 +7,22 @@ import polars as pl
 import pytest
 
 from depsim_assets.core.config import DispatchConfig, GraderConfig
-from depsim_assets.core.grading.calibration import calibrate
-from depsim_assets.core.grading.graders import RecordedGrader, RulesGrader
-from depsim_assets.core.grading.judge import (
+from depsim_assets.core.graders.calibration import calibrate
+from depsim_assets.core.graders.base import RecordedGrader, RulesGrader
+from depsim_assets.core.graders.judge import (
     USER,
     JudgeGrader,
     fence_token,
     judge_body,
     parse_verdict,
 )
-from depsim_assets.core.grading.detectors import (
+from depsim_assets.core.graders.detectors import (
     eval_awareness,
     pii_in_output,
     refusal,
     tool_misuse,
 )
-from depsim_assets.core.grading.taxonomy import load_taxonomy
+from depsim_assets.core.graders.taxonomy import load_taxonomy
 from depsim_resources.completion_store import Store
 from depsim_resources.model_endpoint import ModelEndpointResource
 from tests.conftest import REPO, warehouse_sql
@@ -205,7 +205,7 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
 
 def test_eligibility_from_a_judges_request_classification(tmp_path: Path, write_study) -> None:
     from depsim_assets.core.config import load_study
-    from depsim_assets.core.grading.grade import grade_release
+    from depsim_assets.core.graders.grade import grade_release
 
     server = FakeOpenAI().start()
     try:

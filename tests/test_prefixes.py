@@ -107,3 +107,21 @@ def test_sample_size_known_values() -> None:
     assert sample_size(SampleTarget(kind="precision", rate=1e-4, sensitivity=1.0)) == sample_size_precision(1e-4)
     with pytest.raises(ValueError):
         sample_size_detect(0.0)
+
+
+def test_ids_and_sampling_come_from_sha256_not_a_library_hash() -> None:
+    """Stored ids must survive a polars upgrade: recompute them here with hashlib alone."""
+    import hashlib
+
+    def msg(text: str) -> list[dict]:
+        return [{"role": "user", "content": text, "tool_calls": None, "tool_call_id": None, "name": None}]
+
+    ids = [f"c{i}#1" for i in range(6)]
+    texts = [f"question {i}" for i in range(6)]
+    p = pl.DataFrame({"prefix_id": ids, "messages": [msg(t) for t in texts], "source": ["a"] * 6, "n_turns": [1] * 6,
+                      "language": [None] * 6, "length_bucket": ["short"] * 6})
+    digest = hashlib.sha256("".join(f"{i}\x1e{hashlib.sha256(t.encode()).hexdigest()}\n" for i, t in sorted(zip(ids, texts))).encode())
+    assert snapshot_id(p) == "snap-" + digest.hexdigest()[:16]
+    sample, _ = sample_prefixes(p, PrefixConfig(sampling=SamplingConfig(method="uniform", size=3, seed=7)))
+    lowest = sorted(ids, key=lambda i: hashlib.sha256(f"7\x1f{i}".encode()).hexdigest())[:3]
+    assert sorted(sample["prefix_id"].to_list()) == sorted(lowest)

@@ -57,6 +57,19 @@ def test_paired_comparison_zero_cells_0_of_250_vs_5_of_250() -> None:
     assert r3.p_value == 1.0 and math.isnan(r3.ratio)
 
 
+def test_no_discordant_pair_gives_a_real_interval_not_a_point() -> None:
+    # 25 pairs, both releases flag the same 10: x1.0, but 25 pairs cannot rule out a sizeable change.
+    flags = np.array([True] * 10 + [False] * 15)
+    r = paired_comparison(flags, flags)
+    assert (r.b, r.c) == (0, 0) and r.ratio == 1.0
+    assert r.ratio_lo < 1.0 < r.ratio_hi
+    d_hi = 25 * (1 - 0.025 ** (1 / 25))  # exact upper bound on discordant pairs when 0 of 25 were seen
+    assert r.ratio_lo == pytest.approx(10 / (10 + d_hi)) and r.ratio_hi == pytest.approx((10 + d_hi) / 10)
+    # More pairs, narrower: the interval reflects the sample size.
+    big = np.array([True] * 400 + [False] * 600)
+    assert paired_comparison(big, big).ratio_hi < r.ratio_hi
+
+
 def test_paired_and_unpaired_tests_disagree() -> None:
     # 100 prefixes; every prefix the incumbent flags the candidate flags too, plus 10 more: 20/100 -> 30/100.
     inc = np.array([True] * 20 + [False] * 80)

@@ -24,6 +24,7 @@ from pydantic import (
 
 from depsim_assets.core.storage import Warehouse
 
+IdType = Literal["typed", "string"]
 DEFAULT_CONFIG = "depsim.yaml"
 
 
@@ -44,6 +45,7 @@ class SourceConfig(Strict):
     consent_field: str = "consent"
     consent_values: list[str] = ["model_improvement", "true", "yes", "1", "all"]
     id_column: str = "id"
+    id_type: IdType = Field("typed", description="`typed`: ids keep their JSON type (7 and \"7\" differ); `string`: every id is text")
     prompt_column: str = "prompt"
     attribute_columns: list[str] | None = Field(None, description="eval sets: extra columns kept (default: all)")
 
@@ -101,8 +103,8 @@ class RecordedSource(Strict):
     reference_variant: str | None = Field(
         None, description="instead of a file: the prefix's own recorded response of this variant (hh-rlhf: chosen/rejected)"
     )
-    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
     id_column: str = "id"
+    id_type: IdType = "typed"
     completion_column: str = "completion"
     id_prefix: str = Field("", description="stripped from ids before joining (XSTest: `v2-`)")
 
@@ -164,6 +166,7 @@ class GraderConfig(Strict):
     # recorded: a file per release (`{release}` in the path) or one file for all
     path: str | None = None
     id_column: str = "id"
+    id_type: IdType = "typed"
     value_column: str = "label"
     id_prefix: str = ""
     mapping: dict[str, bool] = Field({}, description="recorded value -> signal value (e.g. 2_full_refusal: true)")

@@ -33,6 +33,8 @@ REASONS = (
     "missing_prompt",
     "malformed_row",
     "unknown_format",
+    "truncated_file",
+    "corrupt_file",
 )
 
 ROLE_ALIASES = {
@@ -76,6 +78,21 @@ class Rejected(Exception):
 class Normalized:
     messages: list[Message]
     multimodal: bool = False
+    refusal_parts: int = 0  # assistant `refusal` content parts, kept as text and counted
+
+
+def normalize_id(value: Any, id_type: str = "typed") -> str | None:
+    """A record id as text. Strings stay as they are; other JSON values keep their type unless the
+    source says ids are text (`id_type: string`), so 7 and "7" are two ids, not one."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, str) or id_type == "string":
+        return str(value)
+    if isinstance(value, bool):
+        return f"bool:{str(value).lower()}"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 7.0 from a float-typed column is the id 7
+    return f"{type(value).__name__}:{value}"
 
 
 def detect_format(obj: Any, kind: str) -> Format | None:
@@ -94,40 +111,59 @@ def detect_format(obj: Any, kind: str) -> Format | None:
     return None
 
 
-def _content(raw: Any, role: str, has_tool_calls: bool, max_chars: int) -> tuple[str | None, bool]:
-    """Content as text plus whether it carried non-text (multimodal) parts."""
+@dataclass
+class Content:
+    text: str | None
+    multimodal: bool = False
+    refusal_parts: int = 0
+
+
+def _parts(raw: list[Any], role: str) -> Content:
+    """A list of content parts: text parts (or plain strings) joined; an assistant's `refusal` part kept
+    as its text and counted; media parts mark the message multimodal."""
+    texts: list[str] = []
+    out = Content(None)
+    for part in raw:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise Rejected("multimodal_content", "content part is neither a string nor an object with a `type`")
+        kind = part["type"]
+        if kind in ("text", "input_text", "output_text") or (kind == "refusal" and role == "assistant"):
+            text = part.get("refusal" if kind == "refusal" else "text")
+            if not isinstance(text, str):
+                raise Rejected("multimodal_content", f"{kind} content part without a string `{'refusal' if kind == 'refusal' else 'text'}`")
+            texts.append(text)
+            out.refusal_parts += kind == "refusal"
+        elif kind in MEDIA_PART_TYPES:
+            out.multimodal = True
+        else:
+            raise Rejected("multimodal_content", f"unsupported content part type {kind!r}")
+    out.text = "\n".join(texts)
+    return out
+
+
+def _content(raw: Any, role: str, has_tool_calls: bool, max_chars: int) -> Content:
+    """Content as text, with whether it carried non-text (multimodal) parts and refusal parts."""
     if raw is None:
         if role == "assistant" and has_tool_calls:
-            return None, False
+            return Content(None)
         raise Rejected("null_content", f"{role} message has null content")
-    multimodal = False
-    if isinstance(raw, list):
-        texts: list[str] = []
-        for part in raw:
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise Rejected("multimodal_content", "content part is not an object with a `type`")
-            if part["type"] in ("text", "input_text", "output_text"):
-                if not isinstance(part.get("text"), str):
-                    raise Rejected("multimodal_content", "text content part without a string `text`")
-                texts.append(part["text"])
-            elif part["type"] in MEDIA_PART_TYPES:
-                multimodal = True
-            else:
-                raise Rejected("multimodal_content", f"unsupported content part type {part['type']!r}")
-        raw = "\n".join(texts)
-    if not isinstance(raw, str):
+    content = _parts(raw, role) if isinstance(raw, list) else Content(raw)
+    if not isinstance(content.text, str):
         raise Rejected("wrong_field_type", f"{role} content is {type(raw).__name__}, expected string or parts")
-    if len(raw) > max_chars:
-        raise Rejected("message_too_large", f"{role} message has {len(raw)} characters (limit {max_chars})")
-    return raw, multimodal
+    if len(content.text) > max_chars:
+        raise Rejected("message_too_large", f"{role} message has {len(content.text)} characters (limit {max_chars})")
+    return content
 
 
-def _finish(messages: list[Message], multimodal: bool, kind: str) -> Normalized:
+def _finish(messages: list[Message], multimodal: bool, kind: str, refusal_parts: int = 0) -> Normalized:
     if not messages:
         raise Rejected("empty_conversation", "conversation has no messages")
     if kind == "traffic" and not any(m["role"] == "assistant" for m in messages):
         raise Rejected("no_assistant_turn", "traffic conversation has no assistant turn to replay")
-    return Normalized(messages, multimodal)
+    return Normalized(messages, multimodal, refusal_parts)
 
 
 def normalize_messages(raw: Any, kind: str, max_chars: int, role_key: str = "role", content_key: str = "content") -> Normalized:
@@ -135,7 +171,7 @@ def normalize_messages(raw: Any, kind: str, max_chars: int, role_key: str = "rol
     if not isinstance(raw, list):
         raise Rejected("wrong_field_type", f"messages is {type(raw).__name__}, expected a list")
     out: list[Message] = []
-    multimodal = False
+    multimodal, refusals = False, 0
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise Rejected("wrong_field_type", f"message {i} is {type(m).__name__}, expected an object")
@@ -148,21 +184,22 @@ def normalize_messages(raw: Any, kind: str, max_chars: int, role_key: str = "rol
         tool_calls = m.get("tool_calls")
         if tool_calls is not None and not isinstance(tool_calls, list):
             raise Rejected("wrong_field_type", f"message {i} tool_calls is {type(tool_calls).__name__}, expected a list")
-        content, mm = _content(m.get(content_key), role, bool(tool_calls), max_chars)
-        multimodal |= mm
+        content = _content(m.get(content_key), role, bool(tool_calls), max_chars)
+        multimodal |= content.multimodal
+        refusals += content.refusal_parts
         for key in ("tool_call_id", "name"):
             if m.get(key) is not None and not isinstance(m.get(key), str):
                 raise Rejected("wrong_field_type", f"message {i} {key} is {type(m.get(key)).__name__}, expected a string")
         out.append(
             Message(
                 role=role,
-                content=content,
+                content=content.text,
                 tool_calls=orjson.dumps(tool_calls, option=orjson.OPT_SORT_KEYS).decode() if tool_calls else None,
                 tool_call_id=m.get("tool_call_id"),
                 name=m.get("name"),
             )
         )
-    return _finish(out, multimodal, kind)
+    return _finish(out, multimodal, kind, refusals)
 
 
 def normalize_record(obj: dict[str, Any], fmt: Format, kind: str, max_chars: int) -> Normalized:
@@ -221,6 +258,10 @@ def normalize_hh_pair(obj: dict[str, Any], max_chars: int) -> dict[str, list[Mes
 
 def normalize_eval(obj: dict[str, Any], prompt_column: str, max_chars: int) -> Normalized:
     prompt = obj.get(prompt_column)
+    if prompt is None and isinstance(obj.get("turns"), list) and obj["turns"]:
+        # Multi-turn eval sets (MT-Bench): the first turn is the prompt; later turns need the model's own
+        # earlier answers, so they stay in the record's attributes.
+        prompt = obj["turns"][0]
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise Rejected("missing_prompt", f"record has no `{prompt_column}`")
     if not isinstance(prompt, str):

@@ -7,10 +7,7 @@ Python objects all at once.
 
 from __future__ import annotations
 
-import csv
 import glob
-import gzip
-import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ import orjson
 import polars as pl
 
 from depsim_assets.core.config import IngestConfig, SourceConfig
+from depsim_assets.core.sources import count_records, inspect, iter_records
 from depsim_assets.core.formats import (
     Format,
     Normalized,
@@ -27,6 +25,7 @@ from depsim_assets.core.formats import (
     detect_format,
     normalize_eval,
     normalize_hh_pair,
+    normalize_id,
     normalize_record,
 )
 
@@ -101,67 +100,19 @@ class _Builder:
 
 
 def expand_paths(patterns: Iterable[str], base: Path) -> list[Path]:
+    """Files named by the patterns (relative to `base`); a directory named outright is an error, a glob
+    keeps only the files it matches."""
     files: list[Path] = []
     for pat in patterns:
         full = pat if Path(pat).is_absolute() else str(base / pat)
-        hits = sorted(Path(p) for p in glob.glob(full, recursive=True))
+        if glob.has_magic(full):
+            hits = sorted(p for p in map(Path, glob.glob(full, recursive=True)) if not p.is_dir())
+        else:
+            hits = [Path(full)] if Path(full).exists() else []
         if not hits:
             raise FileNotFoundError(f"source path {pat!r} matched no file (relative to {base})")
         files.extend(hits)
     return files
-
-
-def _open_binary(path: Path) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, bytes, Any]]:
-    """(line number, raw bytes, decoded object or Rejected); blank lines are skipped, not counted."""
-    with _open_binary(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield line_no, line, Rejected("non_utf8", f"line is not valid UTF-8 ({e.reason} at byte {e.start})")
-                continue
-            try:
-                yield line_no, line, orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                yield line_no, line, Rejected("invalid_json", str(e)[:200])
-
-
-def iter_csv(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """CSV rows as dicts; the line number is where the (possibly multi-line) row starts."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        yield 1, raw[:RAW_EXCERPT].decode("utf-8", "replace"), Rejected("non_utf8", f"file is not valid UTF-8 ({e.reason} at byte {e.start})")
-        return
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        return
-    start = reader.line_num + 1
-    for row in reader:
-        line_no, start = start, reader.line_num + 1
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            yield line_no, ",".join(row), Rejected("malformed_row", f"row has {len(row)} fields, header has {len(header)}")
-            continue
-        yield line_no, ",".join(row), dict(zip(header, row))
-
-
-def iter_parquet(path: Path, batch_rows: int) -> Iterator[tuple[int, Any, Any]]:
-    frame = pl.read_parquet(path)
-    row = 0
-    for chunk in frame.iter_slices(batch_rows):
-        for rec in chunk.iter_rows(named=True):
-            row += 1
-            yield row, rec, rec
 
 
 def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -177,22 +128,13 @@ def _attributes(obj: dict[str, Any], skip: set[str], keep: list[str] | None) -> 
     return orjson.dumps(attrs, default=str, option=orjson.OPT_SORT_KEYS).decode() if attrs else None
 
 
-def _records(path: Path, cfg: IngestConfig) -> Iterator[tuple[int, Any, Any]]:
-    name = path.name.lower()
-    if name.endswith(".csv"):
-        return iter_csv(path)
-    if name.endswith(".parquet"):
-        return iter_parquet(path, cfg.batch_lines)
-    return iter_jsonl(path)
-
-
 def ingest_source(source: SourceConfig, base: Path, cfg: IngestConfig, seen_ids: set[str]) -> Iterator[Batch]:
     """Normalize every record of one source; `seen_ids` spans sources so duplicates are caught."""
     b = _Builder(source)
     for path in expand_paths(source.paths, base):
         file = str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
         fixed: Format | None = None if source.format == "auto" else source.format  # type: ignore[assignment]
-        for line_no, raw, obj in _records(path, cfg):
+        for line_no, raw, obj in iter_records(inspect(path), cfg.batch_lines):
             b.records += 1
             if isinstance(obj, Rejected):
                 b.reject(file, line_no, obj, raw)
@@ -212,7 +154,8 @@ def _normalize_into(
 ) -> None:
     fmt = fixed or detect_format(obj, source.kind)
     is_eval = source.kind == "eval_set"
-    own_id = _first(obj, (source.id_column,)) if is_eval else _first(obj, ID_KEYS)
+    own_id = next((normalize_id(obj[k], source.id_type) for k in ((source.id_column,) if is_eval else ID_KEYS)
+                   if normalize_id(obj.get(k), source.id_type) is not None), None)
     base_id = own_id if own_id is not None else f"{source.name}:{Path(file).name}:{line_no}"
     try:
         if fmt is None:
@@ -251,7 +194,9 @@ def _normalize_into(
                 "source_file": file,
                 "line_no": line_no,
                 "multimodal": norm.multimodal,
-                "attributes": attrs,
+                # Refusal content parts are kept as their text; the count says the record had them.
+                "attributes": attrs if not norm.refusal_parts else orjson.dumps(
+                    {**(orjson.loads(attrs) if attrs else {}), "refusal_parts": norm.refusal_parts}).decode(),
                 "messages": norm.messages,
             }
         )
@@ -314,20 +259,5 @@ def reconcile(records_in: dict[str, int], conversations: pl.DataFrame, quarantin
     )
 
 
-def count_records(path: Path) -> int:
-    """Records in one file, counted independently of the parser (non-blank lines, CSV rows,
-    Parquet rows), so that the reconciliation check can catch a record the parser lost."""
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        return pl.scan_parquet(path).select(pl.len()).collect().item()
-    if name.endswith(".csv"):
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            rows = csv.reader(fh)
-            next(rows, None)
-            return sum(1 for row in rows if any(c.strip() for c in row))
-    with _open_binary(path) as fh:
-        return sum(1 for line in fh if line.strip())
-
-
 def count_source_records(sources: list[SourceConfig], base: Path) -> dict[str, int]:
-    return {s.name: sum(count_records(p) for p in expand_paths(s.paths, base)) for s in sources}
+    return {s.name: sum(count_records(inspect(p)) for p in expand_paths(s.paths, base)) for s in sources}

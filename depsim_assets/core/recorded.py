@@ -8,24 +8,20 @@ import orjson
 import polars as pl
 
 from depsim_assets.core.config import RecordedSource
-from depsim_assets.core.ingest import iter_csv, iter_jsonl
+from depsim_assets.core.formats import normalize_id
+from depsim_assets.core.sources import inspect, iter_records
 
 
 def read_recorded(src: RecordedSource, base: Path) -> pl.DataFrame:
     """(record_id, completion) from a JSONL, CSV or Parquet file; ids keep the dataset's own form
     minus `id_prefix` (XSTest's `v2-17` -> `17`)."""
     path = src.path if Path(src.path).is_absolute() else base / src.path  # type: ignore[arg-type]
-    fmt = src.format if src.format != "auto" else {".csv": "csv", ".parquet": "parquet"}.get(Path(path).suffix, "jsonl")
-    if fmt == "parquet":
-        frame = pl.read_parquet(path).select(pl.col(src.id_column).cast(pl.String), pl.col(src.completion_column).cast(pl.String))
-    else:
-        reader = iter_csv(Path(path)) if fmt == "csv" else iter_jsonl(Path(path))
-        rows = [
-            (str(obj.get(src.id_column)), obj.get(src.completion_column))
-            for _, _, obj in reader
-            if isinstance(obj, dict) and obj.get(src.id_column) is not None
-        ]
-        frame = pl.DataFrame(rows, schema={src.id_column: pl.String, src.completion_column: pl.String}, orient="row")
+    rows = [
+        (normalize_id(obj.get(src.id_column), src.id_type), obj.get(src.completion_column))
+        for _, _, obj in iter_records(inspect(Path(path)))
+        if isinstance(obj, dict) and obj.get(src.id_column) is not None
+    ]
+    frame = pl.DataFrame(rows, schema={src.id_column: pl.String, src.completion_column: pl.String}, orient="row")
     frame = frame.rename({src.id_column: "record_id", src.completion_column: "completion"})
     return frame.with_columns(pl.col("record_id").str.strip_prefix(src.id_prefix)).unique("record_id", keep="first")
 

@@ -7,14 +7,14 @@ from typing import Any
 import polars as pl
 
 from depsim_assets.core.config import Study
-from depsim_assets.core.grading.graders import (
+from depsim_assets.core.graders.base import (
     LABEL_SCHEMA,
     Grader,
     RecordedGrader,
     RulesGrader,
 )
-from depsim_assets.core.grading.judge import JudgeGrader
-from depsim_assets.core.grading.taxonomy import (
+from depsim_assets.core.graders.judge import JudgeGrader
+from depsim_assets.core.graders.taxonomy import (
     Category,
     load_taxonomy,
     request_eligibility,

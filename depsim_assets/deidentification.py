@@ -7,7 +7,7 @@ from depsim_assets.core.privacy.deidentify import DEIDENTIFIED_SCHEMA, Deidentif
 from depsim_assets.core.privacy.rules import FILTER_VERSION
 from depsim_assets.core.storage import row_batches
 from depsim_assets.metadata import md_table
-from depsim_resources.privacy import PrivacyKeyResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 GROUP = "traffic"

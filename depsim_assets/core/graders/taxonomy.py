@@ -80,7 +80,7 @@ def request_eligibility(labels: pl.DataFrame, items: pl.DataFrame, rule: Request
 
 def load_taxonomy(overrides: dict[str, Any] | None = None) -> Taxonomy:
     """The shipped taxonomy, with per-category overrides (or new categories) from the study config."""
-    raw = yaml.safe_load((files("depsim_assets.core.grading") / "taxonomy.yaml").read_text())
+    raw = yaml.safe_load((files("depsim_assets.core.graders") / "taxonomy.yaml").read_text())
     by_id = {c["id"]: c for c in raw["categories"]}
     for cid, fields in (overrides or {}).items():
         by_id[cid] = {**by_id.get(cid, {"id": cid}), **fields, "id": cid}

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from depsim_assets.core.config import DispatchConfig, GraderConfig, ReleaseConfig
 from depsim_assets.core.dispatch import Call, dispatch
-from depsim_assets.core.grading.graders import LABEL_SCHEMA, version_hash
-from depsim_assets.core.grading.taxonomy import Category
+from depsim_assets.core.graders.base import LABEL_SCHEMA, version_hash
+from depsim_assets.core.graders.taxonomy import Category
 from depsim_assets.core.requests import request_key
 from depsim_assets.core.simulate import missing_calls
 

@@ -15,8 +15,8 @@ import orjson
 import polars as pl
 
 from depsim_assets.core.config import GraderConfig, RecordedSource
-from depsim_assets.core.grading import detectors as rules
-from depsim_assets.core.grading.taxonomy import Category
+from depsim_assets.core.graders import detectors
+from depsim_assets.core.graders.taxonomy import Category
 from depsim_assets.core.recorded import read_recorded
 
 LABEL_SCHEMA = pl.Schema(
@@ -69,8 +69,8 @@ class RulesGrader:
         self.id = cfg.id
 
     def version(self, categories: list[Category]) -> str:
-        return version_hash("rules", rules.RULES_VERSION, rules.REFUSAL_OPENERS, rules.REFUSAL_ANYWHERE, rules.PIVOT,
-                            rules.EVAL_AWARENESS, rules.ARITHMETIC_QUERY, sorted((c.id, c.signal, c.flag_when) for c in categories))
+        return version_hash("rules", detectors.RULES_VERSION, detectors.REFUSAL_OPENERS, detectors.REFUSAL_ANYWHERE, detectors.PIVOT,
+                            detectors.EVAL_AWARENESS, detectors.ARITHMETIC_QUERY, sorted((c.id, c.signal, c.flag_when) for c in categories))
 
     def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
         version = self.version(categories)
@@ -80,14 +80,14 @@ class RulesGrader:
         for c in categories:
             if c.signal not in signals:
                 if c.signal == "refusal":
-                    r = rules.refusal(text)
+                    r = detectors.refusal(text)
                     signals["refusal"] = (r["refused"], r["kind"])
                 elif c.signal == "pii":
-                    signals["pii"] = (rules.pii_in_output(text), pl.Series([None] * len(items), dtype=pl.String))
+                    signals["pii"] = (detectors.pii_in_output(text), pl.Series([None] * len(items), dtype=pl.String))
                 elif c.signal == "tool_misuse":
-                    signals["tool_misuse"] = (rules.tool_misuse(items["tool_calls"]), pl.Series([None] * len(items), dtype=pl.String))
+                    signals["tool_misuse"] = (detectors.tool_misuse(items["tool_calls"]), pl.Series([None] * len(items), dtype=pl.String))
                 elif c.signal == "eval_awareness":
-                    signals["eval_awareness"] = (rules.eval_awareness(text), pl.Series([None] * len(items), dtype=pl.String))
+                    signals["eval_awareness"] = (detectors.eval_awareness(text), pl.Series([None] * len(items), dtype=pl.String))
                 else:
                     raise ValueError(f"grader {self.id}: category {c.id} has signal {c.signal!r}, which no rule detects")
             value, detail = signals[c.signal]
@@ -120,7 +120,8 @@ class RecordedGrader:
     def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
         path = self._path(release)
         version = self.version(categories, release)
-        src = RecordedSource(path=str(path), id_column=self.cfg.id_column, completion_column=self.cfg.value_column, id_prefix=self.cfg.id_prefix)
+        src = RecordedSource(path=str(path), id_column=self.cfg.id_column, id_type=self.cfg.id_type, completion_column=self.cfg.value_column,
+                             id_prefix=self.cfg.id_prefix)
         values = read_recorded(src, self.base).rename({"completion": "value"})
         joined = items.select("prefix_id", "sample_index", "conversation_id").join(values, left_on="conversation_id", right_on="record_id", how="left")
         mapping = self.cfg.mapping
