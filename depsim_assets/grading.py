@@ -39,7 +39,7 @@ def graded_labels(
     with completion_store.open(s.warehouse_dir) as store:
         for batch in row_batches(regenerated_completions.select(ITEM_COMPLETION_COLUMNS)):
             prefixes = replay_prefixes.select(ITEM_PREFIX_COLUMNS).filter(pl.col("prefix_id").is_in(batch["prefix_id"].implode())).collect()
-            parts.append(grade_release(s, context.partition_key, prefixes, batch, store, model_endpoint))
+            parts.append(grade_release(s, context.partition_key, prefixes, batch, store, model_endpoint, context.log.info))
     labels = pl.concat(parts) if parts else pl.DataFrame(schema={**LABEL_SCHEMA, "eligible": pl.Boolean})
     summary = label_summary(labels)
     failures = labels.filter(pl.col("status") != "ok").group_by("grader_id", "failure_reason").len()

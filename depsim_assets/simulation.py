@@ -1,18 +1,16 @@
 """Simulation stage: replay prefixes (per study), then per-release regenerated completions."""
 
-import asyncio
 from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.dispatch import dispatch
+from depsim_assets.core.answer import answer
 from depsim_assets.core.consent import UNIT_ID
 from depsim_assets.core.prefixes import PREFIX_SCHEMA, prefix_batches, sample_prefixes, snapshot_of
 from depsim_assets.core.recorded import recorded_completions
 from depsim_assets.core.simulate import (
     assemble,
-    missing_calls,
     plan_calls,
     recorded_frame,
 )
@@ -72,12 +70,6 @@ def _latency_quantiles(frame: pl.DataFrame) -> dict[str, float]:
     return {"latency_p50_ms": float(lat.quantile(0.5)), "latency_p95_ms": float(lat.quantile(0.95))} if len(lat) else {}
 
 
-async def _dispatch_release(calls, endpoint, cfg, store, release, spent, log):  # noqa: ANN001, ANN202
-    async with endpoint.client(release) as client:
-        return await dispatch(calls, client, cfg, store.record, release.model, release.context_tokens, release.budget_usd,
-                              spent, log, send=endpoint.sender())
-
-
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
@@ -104,14 +96,12 @@ def regenerated_completions(
         sent: set[str] = set()
     else:
         plan = plan_calls(replay_prefixes.collect(), release, cfg.samples_per_prefix)
+        context.log.info(f"{len(plan.calls)} calls planned")
         with completion_store.open(s.warehouse_dir) as store:
-            todo = missing_calls(plan.calls, store.lookup(plan.index["request_key"]), cfg)
-            context.log.info(f"{len(plan.calls)} calls planned, {len(todo)} to send")
-            if todo:
-                asyncio.run(_dispatch_release(todo, model_endpoint, cfg, store, release, store.spent(release.name), context.log.info))
-            store.flush()
-            sent = {c.request_key for c in todo}
-            frame = assemble(plan, store.lookup(plan.index["request_key"]), release.model, sent)
+            answered = answer(plan.calls, store, model_endpoint, release, cfg, context.log.info, release.budget_usd,
+                              store.spent(release.name))
+        sent = answered.sent
+        frame = assemble(plan, answered.stored, release.model, sent)
     failed = frame.filter(pl.col("status") != "ok").group_by("failure_reason").len().sort("failure_reason")
     return dg.Output(
         frame,

@@ -47,6 +47,8 @@ class LeanClient:
             raise Retry("connection") from e
         if status == 429:
             raise Retry("rate_limited", retry_after_seconds(headers))
+        if status >= 400 and b"response_format" in raw:
+            raise Final("response_format_rejected")  # as `classify` does for the SDK path
         if status >= 500:
             raise Retry("server_error", retry_after_seconds(headers))
         if status >= 400:

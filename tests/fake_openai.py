@@ -38,10 +38,13 @@ class FakeBehaviour:
     hang_seconds: float = 30.0
     reasoning: bool = False
     context_tokens: int | None = None
-    # Judge requests (response_format json_object): share of verdicts whose first sample is not JSON,
-    # and share that never is.
+    # Judge requests: share of verdicts whose greedy (temperature 0) sample is not JSON, and share that
+    # never is; a server that rejects `json_schema` (400 naming response_format, as llama-cpp-python's
+    # does); a category the judge leaves out of its answer.
     judge_malformed_first: float = 0.0
     judge_malformed_always: float = 0.0
+    judge_reject_json_schema: bool = False
+    judge_drop_category: str | None = None
 
 
 def _share(key: str, salt: str) -> float:
@@ -55,6 +58,7 @@ class FakeOpenAI:
         self.requests: Counter[str] = Counter()
         self.ok: Counter[str] = Counter()
         self.auth_headers: list[str] = []
+        self.judge_bodies: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -105,7 +109,11 @@ class FakeOpenAI:
             return web.Response(text='{"id": "chatcmpl-x", "choices": [ {"message": ', content_type="application/json")
         last = next((m.get("content") or "" for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         text = f"Echo {hashlib.sha256(last.encode()).hexdigest()[:12]}: {last[:40]}"
-        if body.get("response_format", {}).get("type") == "json_object":
+        if last.startswith("CATEGORIES: "):  # a depsim judge request
+            self.judge_bodies.append(body)
+            if b.judge_reject_json_schema and body.get("response_format", {}).get("type") == "json_schema":
+                return web.json_response({"error": {"message": "response_format type json_schema is not supported", "type": "invalid_request_error",
+                                                     "param": "response_format"}}, status=400)
             text = self._verdict(body, last)
         message: dict[str, Any] = {"role": "assistant", "content": text}
         if b.reasoning:
@@ -127,15 +135,21 @@ class FakeOpenAI:
         return web.Response(body=raw, content_type="application/json")
 
     def _verdict(self, body: dict[str, Any], user: str) -> str:
-        """A deterministic judge: flags a completion that contains the word UNSAFE inside its fence."""
-        unseeded = body_key({k: v for k, v in body.items() if k != "seed"})
+        """A deterministic judge: flags, for every category listed, a judged text containing the word UNSAFE."""
+        unseeded = body_key({k: v for k, v in body.items() if k not in ("seed", "temperature")})
         b = self.behaviour
-        if _share(unseeded, "judge-always") < b.judge_malformed_always or ("seed" not in body and _share(unseeded, "judge-first") < b.judge_malformed_first):
+        greedy = not body.get("temperature")
+        if _share(unseeded, "judge-always") < b.judge_malformed_always or (greedy and _share(unseeded, "judge-first") < b.judge_malformed_first):
             return "Sure! The verdict is: flagged (I think)."
-        start, end = user.find("BEGIN COMPLETION\n"), user.rfind(" END COMPLETION")
-        completion = user[start + len("BEGIN COMPLETION\n") : end] if start >= 0 and end > start else ""
-        flagged = "UNSAFE" in completion
-        return json.dumps({"flagged": flagged, "severity": None, "rationale": "contains UNSAFE" if flagged else "nothing to flag"})
+        categories = [c.strip() for c in user.split("\n", 1)[0].removeprefix("CATEGORIES: ").split(",")]
+        judged = ""
+        for what in ("COMPLETION", "REQUEST"):
+            start, end = user.find(f"BEGIN {what}\n"), user.rfind(f" END {what}")
+            if start >= 0 and end > start:
+                judged = user[start + len(f"BEGIN {what}\n") : end]
+        flagged = "UNSAFE" in judged
+        return json.dumps({c: {"flagged": flagged, "severity": None, "rationale": "contains UNSAFE" if flagged else "nothing to flag"}
+                           for c in categories if c != b.judge_drop_category})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "depsim"}]})

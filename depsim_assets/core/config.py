@@ -174,7 +174,15 @@ class GraderConfig(Strict):
     model: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, description="first answer plus re-samples of malformed output")
+    judge_mode: Literal["multi", "single"] = Field("multi", description="multi: one call per completion for every category")
+    single_categories: list[str] = Field([], description="categories judged in a call of their own even in multi mode")
+    output: Literal["auto", "json_schema", "json_object", "prompt"] = Field(
+        "auto", description="auto: negotiate json_schema -> json_object -> prompt-only with the endpoint")
+    probe_calls: int = Field(3, ge=1, description="calls that probe an output mode before it is trusted")
+    max_tokens: int | None = Field(None, gt=0, description="per judge call (default: 64 + 96 per category)")
+    timeout_s: float = Field(60.0, gt=0)
+    resample_temperature: float = Field(0.8, gt=0, le=2, description="malformed output is re-sampled at this temperature")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> GraderConfig:

@@ -96,6 +96,9 @@ def classify(exc: BaseException) -> Retry | Final:
     if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError):
         return Retry("timeout")
     if isinstance(exc, openai.APIStatusError):
+        if "response_format" in str(exc):
+            # The endpoint does not support the requested structured output: final, so a judge falls back.
+            return Final("response_format_rejected")
         if exc.status_code >= 500:
             return Retry("server_error", retry_after_seconds(exc.response.headers))
         body = exc.body if isinstance(exc.body, dict) else {}

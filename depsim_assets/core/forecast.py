@@ -29,10 +29,13 @@ def primary_grader(labels: pl.DataFrame, category: str, cfg: ForecastConfig) -> 
     return graders[0] if graders else None
 
 
-def _calibration_row(calibration: pl.DataFrame, grader: str, category: str) -> dict | None:
+def _calibration_row(calibration: pl.DataFrame, grader: str, category: str, mode: str | None) -> dict | None:
+    """The calibration of this grader and category made in the same judge mode (a judge calibrated with
+    json_schema output in multi-category calls is not calibrated for prompt-only single calls)."""
     if calibration.is_empty():
         return None
-    rows = calibration.filter((pl.col("grader_id") == grader) & (pl.col("category") == category))
+    same_mode = pl.col("grader_mode").fill_null("") == (mode or "") if "grader_mode" in calibration.columns else pl.lit(True)
+    rows = calibration.filter((pl.col("grader_id") == grader) & (pl.col("category") == category) & same_mode)
     return rows.row(0, named=True) if len(rows) else None
 
 
@@ -46,7 +49,8 @@ def rate_forecasts(labels: pl.DataFrame, prefixes: pl.DataFrame, calibration: pl
         rows = items.filter((pl.col("category") == category) & (pl.col("grader_id") == grader) & pl.col("eligible"))
         ok = rows.filter(pl.col("status") == "ok")
         n, k = len(ok), int(ok["flagged"].sum())
-        cal = _calibration_row(calibration, grader, category)
+        modes = ok["grader_mode"].drop_nulls().unique().to_list() if "grader_mode" in ok.columns else []
+        cal = _calibration_row(calibration, grader, category, modes[0] if len(modes) == 1 else None)
         se = cal["sensitivity"] if cal and cal["sensitivity"] else 1.0
         cp_lo, cp_hi = exact_interval(k, n, cfg.alpha, "beta")
         j_lo, j_hi = exact_interval(k, n, cfg.alpha, "jeffreys")

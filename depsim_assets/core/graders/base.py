@@ -22,7 +22,7 @@ from depsim_assets.core.recorded import read_recorded
 LABEL_SCHEMA = pl.Schema(
     {
         "prefix_id": pl.String, "sample_index": pl.Int64, "category": pl.String, "grader_id": pl.String,
-        "grader_version": pl.String, "human": pl.Boolean, "flagged": pl.Boolean, "severity": pl.String,
+        "grader_version": pl.String, "grader_mode": pl.String, "human": pl.Boolean, "flagged": pl.Boolean, "severity": pl.String,
         "rationale": pl.String, "status": pl.String, "failure_reason": pl.String,
     }
 )
@@ -49,7 +49,8 @@ def _labels(items: pl.DataFrame, category: Category, grader: Grader, version: st
         {
             "prefix_id": items["prefix_id"], "sample_index": items["sample_index"],
             "category": [category.id] * len(items), "grader_id": [grader.id] * len(items),
-            "grader_version": [version] * len(items), "human": [grader.human] * len(items),
+            "grader_version": [version] * len(items), "grader_mode": pl.Series([None] * len(items), dtype=pl.String),
+            "human": [grader.human] * len(items),
             "flagged": flagged.cast(pl.Boolean), "severity": severity if severity is not None else pl.Series([None] * len(items), dtype=pl.String),
             "rationale": rationale.cast(pl.String),
             "status": pl.select(pl.when(failure.is_null()).then(pl.lit("ok")).otherwise(pl.lit("failed"))).to_series(),

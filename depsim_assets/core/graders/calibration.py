@@ -16,7 +16,8 @@ from statsmodels.stats.proportion import proportion_confint
 KEYS = ["release", "prefix_id", "sample_index", "category"]
 # The label columns calibration reads (graded_labels of every release, with its `release`).
 CALIBRATION_INPUT = pl.Schema({"release": pl.String, "prefix_id": pl.String, "sample_index": pl.Int64, "category": pl.String,
-                               "grader_id": pl.String, "human": pl.Boolean, "flagged": pl.Boolean, "eligible": pl.Boolean,
+                               "grader_id": pl.String, "grader_mode": pl.String, "human": pl.Boolean, "flagged": pl.Boolean,
+                               "eligible": pl.Boolean,
                                "status": pl.String})
 
 
@@ -42,10 +43,11 @@ def confusion(labels: pl.DataFrame, exclude_release: str | None = None) -> pl.Da
     if exclude_release is not None:
         usable = usable.filter(pl.col("release") != exclude_release)
     truth = usable.filter(pl.col("human")).group_by(KEYS).agg(truth=pl.col("flagged").first())
-    pred = usable.filter(~pl.col("human")).select(*KEYS, "grader_id", "flagged")
+    mode = pl.col("grader_mode").fill_null("") if "grader_mode" in usable.columns else pl.lit("")
+    pred = usable.filter(~pl.col("human")).select(*KEYS, "grader_id", "flagged", grader_mode=mode)
     joined = pred.join(truth, on=KEYS, how="inner")
     return (
-        joined.group_by("grader_id", "category")
+        joined.group_by("grader_id", "grader_mode", "category")
         .agg(
             tp=(pl.col("flagged") & pl.col("truth")).sum(),
             fn=(~pl.col("flagged") & pl.col("truth")).sum(),
@@ -53,7 +55,7 @@ def confusion(labels: pl.DataFrame, exclude_release: str | None = None) -> pl.Da
             tn=(~pl.col("flagged") & ~pl.col("truth")).sum(),
             releases=pl.col("release").n_unique(),
         )
-        .sort("grader_id", "category")
+        .sort("grader_id", "grader_mode", "category")
     )
 
 
@@ -65,13 +67,13 @@ def calibrate(labels: pl.DataFrame, exclude_release: str | None = None) -> pl.Da
         spec, spec_lo, spec_hi = _rate(tn, tn + fp)
         ppv, ppv_lo, ppv_hi = _rate(tp, tp + fp)
         rows.append({
-            "grader_id": r["grader_id"], "category": r["category"], "n": tp + fn + fp + tn, "tp": tp, "fn": fn, "fp": fp, "tn": tn,
+            "grader_id": r["grader_id"], "grader_mode": r["grader_mode"] or None, "category": r["category"], "n": tp + fn + fp + tn, "tp": tp, "fn": fn, "fp": fp, "tn": tn,
             "sensitivity": sens, "sensitivity_lo": sens_lo, "sensitivity_hi": sens_hi,
             "specificity": spec, "specificity_lo": spec_lo, "specificity_hi": spec_hi,
             "precision": ppv, "precision_lo": ppv_lo, "precision_hi": ppv_hi,
             "kappa": _kappa(tp, fn, fp, tn), "releases_used": int(r["releases"]), "excluded_release": exclude_release,
         })
-    schema = {"grader_id": pl.String, "category": pl.String, "n": pl.Int64, "tp": pl.Int64, "fn": pl.Int64, "fp": pl.Int64, "tn": pl.Int64,
+    schema = {"grader_id": pl.String, "grader_mode": pl.String, "category": pl.String, "n": pl.Int64, "tp": pl.Int64, "fn": pl.Int64, "fp": pl.Int64, "tn": pl.Int64,
               **{f"{m}{s}": pl.Float64 for m in ("sensitivity", "specificity", "precision") for s in ("", "_lo", "_hi")},
               "kappa": pl.Float64, "releases_used": pl.Int64, "excluded_release": pl.String}
     return pl.DataFrame(rows, schema=schema)

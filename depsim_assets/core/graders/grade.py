@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -21,14 +22,16 @@ from depsim_assets.core.graders.taxonomy import (
 )
 
 
-ITEM_COMPLETION_COLUMNS = ["prefix_id", "sample_index", "response_text", "tool_calls", "status"]
+ITEM_COMPLETION_COLUMNS = ["prefix_id", "sample_index", "response_text", "tool_calls", "reasoning", "status"]
 ITEM_PREFIX_COLUMNS = ["prefix_id", "conversation_id", "attributes", "messages"]
 
 
 def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completions: pl.DataFrame, store: Any,
-                  endpoint: Any) -> pl.DataFrame:
+                  endpoint: Any, log: Callable[[str], None] = lambda _: None) -> pl.DataFrame:
     """One label row per (completion, category, grader), with each category's eligibility."""
     taxonomy = load_taxonomy(study.config.taxonomy)
+    if "reasoning" not in completions.columns:  # recorded completions from a file carry no reasoning
+        completions = completions.with_columns(reasoning=pl.lit(None, pl.String))
     items = completions.select(ITEM_COMPLETION_COLUMNS).join(prefixes.select(ITEM_PREFIX_COLUMNS), on="prefix_id", how="left")
     eligible = {c.id: c.eligibility.mask(items) for c in taxonomy.categories}
     out = []
@@ -39,7 +42,7 @@ def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completion
         elif cfg.kind == "recorded":
             grader = RecordedGrader(cfg, study.root)
         else:
-            grader = JudgeGrader(cfg, study.config.dispatch, store, endpoint)
+            grader = JudgeGrader(cfg, study.config.dispatch, store, endpoint, log)
         categories: list[Category] = (
             [taxonomy.get(cid) for cid in cfg.categories] if cfg.categories else [c for c in taxonomy.categories if cfg.kind in c.graders]
         )

@@ -51,6 +51,7 @@ class Category(BaseModel):
     signal: Signal = "judge"
     flag_when: bool = True
     target: Literal["completion", "request"] = Field("completion", description="what is judged: the completion, or the user's request")
+    judge_reasoning: bool = Field(False, description="the judge also sees the completion's reasoning (what the model thought)")
     eligibility: Eligibility = Eligibility()
 
 
