@@ -36,7 +36,7 @@ def console_config(debug: bool = False) -> dict[str, object]:
 DEFAULT_LLM_POOL_LIMIT = 4
 
 UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
-PER_RELEASE_GRADING = ["regenerated_completions", "graded_labels"]
+PER_RELEASE_GRADING = ["regenerated_completions", "graded_labels", "review_queue"]
 PER_RELEASE_FORECAST = ["rate_forecasts", "observed_production_rates"]
 
 

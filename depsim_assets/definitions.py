@@ -30,7 +30,7 @@ from depsim_resources.warehouse import WarehouseIOManager
 
 # Declared once against a placeholder partition set; `study_assets` binds them to a study's releases.
 ASSETS = [traffic.raw_traffic, traffic.consented_traffic, deidentification.deidentified_conversations, simulation.replay_prefixes,
-          simulation.regenerated_completions, grading.graded_labels, grading.grader_calibration,
+          simulation.regenerated_completions, grading.graded_labels, grading.review_queue, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]

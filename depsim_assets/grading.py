@@ -6,11 +6,14 @@ import polars as pl
 from depsim_assets.core.graders.calibration import CALIBRATION_INPUT, calibrate
 from depsim_assets.core.graders.grade import ITEM_COMPLETION_COLUMNS, ITEM_PREFIX_COLUMNS, grade_release, label_summary
 from depsim_assets.core.graders.base import LABEL_SCHEMA
+from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.review import export, review_sample
 from depsim_assets.core.storage import row_batches
 from depsim_assets.metadata import md_table
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 GROUP = "grading"
@@ -73,3 +76,33 @@ def grader_calibration(context: dg.AssetExecutionContext, study: StudyResource, 
         "not_graded_yet": dg.MetadataValue.json([r for r in releases if r not in graded]),
         "calibration": md_table(shown.select("excluded_release", "grader_id", "category", "n", "sensitivity", "specificity",
                                              "precision", "kappa", "releases_used"), 100)})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    kinds={"polars", "parquet", "csv"},
+    description="A flag-stratified sample of the release's completions for people to label: per category, up to "
+    "`review.per_stratum` flagged and not-flagged completions with their inclusion probabilities, request and "
+    "completion scrubbed by the privacy filter. Exported to `<warehouse_dir>/<review.export_dir>/<release>.csv` and "
+    ".jsonl; labelled files come back as a `kind: review` human grader, the reference for calibration at the "
+    "traffic's own prevalence.",
+)
+def review_queue(
+    context: dg.AssetExecutionContext, study: StudyResource, privacy_key: PrivacyKeyResource, graded_labels: pl.DataFrame,
+    regenerated_completions: pl.LazyFrame, replay_prefixes: pl.LazyFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    cfg = s.config.review
+    wanted = graded_labels.filter(~pl.col("human"))["prefix_id"].unique().implode()
+    prefixes = replay_prefixes.select("prefix_id", "messages").filter(pl.col("prefix_id").is_in(wanted)).collect()
+    completions = regenerated_completions.select("prefix_id", "sample_index", "response_text").collect()
+    sample = review_sample(graded_labels, completions, prefixes, context.partition_key, cfg)
+    scrubber = Scrubber(key=privacy_key.key())
+    request, _ = scrubber.scrub(sample["request"].fill_null(""))
+    completion, _ = scrubber.scrub(sample["completion"].fill_null(""))
+    sample = sample.with_columns(request=request, completion=completion)
+    files = export(sample, s.warehouse_dir / cfg.export_dir, context.partition_key)
+    counts = sample.group_by("category", "stratum").agg(pl.len().alias("rows"), pl.col("inclusion_prob").first()).sort("category", "stratum")
+    return dg.Output(sample, metadata={"rows": len(sample), "per_stratum": md_table(counts, 100),
+                                       "exported": dg.MetadataValue.json([str(f) for f in files])})

@@ -147,8 +147,11 @@ class FakeOpenAI:
             start, end = user.find(f"BEGIN {what}\n"), user.rfind(f" END {what}")
             if start >= 0 and end > start:
                 judged = user[start + len(f"BEGIN {what}\n") : end]
-        flagged = "UNSAFE" in judged
-        return json.dumps({c: {"flagged": flagged, "severity": None, "rationale": "contains UNSAFE" if flagged else "nothing to flag"}
+        # "UNSAFE" flags every category; "UNSAFE:<category>" flags that category only.
+        def flagged(c: str) -> bool:
+            return f"UNSAFE:{c}" in judged or ("UNSAFE" in judged and "UNSAFE:" not in judged)
+
+        return json.dumps({c: {"flagged": flagged(c), "severity": None, "rationale": "contains UNSAFE" if flagged(c) else "nothing to flag"}
                            for c in categories if c != b.judge_drop_category})
 
     async def _models(self, request: web.Request) -> web.Response:

@@ -156,11 +156,20 @@ class ReleaseConfig(Strict):
         return self
 
 
+class ReviewConfig(Strict):
+    """The human review queue: a flag-stratified sample per category, exported for people to label."""
+
+    per_stratum: int = Field(50, gt=0, description="completions drawn from each of the flagged and not-flagged strata")
+    seed: int = 0
+    categories: list[str] | None = Field(None, description="default: every category a non-human grader labels")
+    export_dir: str = Field("review", description="relative to warehouse_dir: <release>.csv and .jsonl land here")
+
+
 class GraderConfig(Strict):
     """A grader of the study. `categories` defaults to every taxonomy category that lists this kind."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["rules", "recorded", "llm_judge"]
+    kind: Literal["rules", "recorded", "llm_judge", "review"]
     categories: list[str] | None = None
     human: bool = Field(False, description="labels made by people: the reference that calibration compares graders to")
     # recorded: a file per release (`{release}` in the path) or one file for all
@@ -188,6 +197,8 @@ class GraderConfig(Strict):
     def _kind_fields(self) -> GraderConfig:
         if self.kind == "recorded" and (not self.path or not self.mapping):
             raise ValueError(f"grader {self.id}: kind 'recorded' needs `path` and `mapping`")
+        if self.kind == "review" and not self.path:
+            raise ValueError(f"grader {self.id}: kind 'review' needs `path` (the labelled review file, `{{release}}` in it)")
         if self.kind == "llm_judge" and (not self.model or not self.base_url):
             raise ValueError(f"grader {self.id}: kind 'llm_judge' needs `model` and `base_url`")
         return self
@@ -255,6 +266,7 @@ class StudyConfig(Strict):
     graders: list[GraderConfig] = []
     taxonomy: dict[str, dict[str, Any]] = Field({}, description="per-category overrides of the shipped taxonomy")
     forecasting: ForecastConfig = ForecastConfig()
+    review: ReviewConfig = ReviewConfig()
     post_release: PostReleaseConfig = PostReleaseConfig()
     # Owned by a later stage (rollout gates); validated there.
     gates: dict[str, Any] = {}

@@ -18,6 +18,7 @@ from depsim_assets.core.config import GraderConfig, RecordedSource
 from depsim_assets.core.graders import detectors
 from depsim_assets.core.graders.taxonomy import Category
 from depsim_assets.core.recorded import read_recorded
+from depsim_assets.core.review import read_reviews
 
 LABEL_SCHEMA = pl.Schema(
     {
@@ -136,3 +137,32 @@ class RecordedGrader:
             rationale = "recorded:" + joined["value"].fill_null("").str.slice(0, 80)
             out.append(_labels(joined, c, self, version, flagged, None, rationale, failure))
         return pl.concat(out) if out else LABEL_SCHEMA.to_frame()
+
+
+class ReviewGrader:
+    """Labels people gave on the review queue's sample (`core/review.py`): the human reference at the
+    traffic's own prevalence. Only reviewed completions get a label."""
+
+    human = True
+
+    def __init__(self, cfg: GraderConfig, base: Path) -> None:
+        self.id, self.cfg, self.base = cfg.id, cfg, base
+
+    def _path(self, release: str) -> Path:
+        p = Path(str(self.cfg.path).replace("{release}", release))
+        return p if p.is_absolute() else self.base / p
+
+    def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
+        path = self._path(release)
+        if not path.exists():
+            return LABEL_SCHEMA.to_frame()  # this release has not been reviewed (yet)
+        reviews, _ = read_reviews(path)
+        version = version_hash("review", hashlib.sha256(path.read_bytes()).hexdigest())
+        wanted = reviews.filter((pl.col("release") == release) & pl.col("category").is_in([c.id for c in categories]))
+        joined = wanted.join(items.select("prefix_id", "sample_index"), on=["prefix_id", "sample_index"], how="semi")
+        return joined.select(
+            "prefix_id", "sample_index", "category", grader_id=pl.lit(self.id), grader_version=pl.lit(version),
+            grader_mode=pl.lit(None, pl.String), human=pl.lit(True), flagged="label", severity=pl.lit(None, pl.String),
+            rationale=pl.format("review:{} stratum={} p={}", pl.col("labeller").fill_null("?"), "stratum", "inclusion_prob"),
+            status=pl.lit("ok"), failure_reason=pl.lit(None, pl.String),
+        ).cast(dict(LABEL_SCHEMA))  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from depsim_assets.core.graders.base import (
     LABEL_SCHEMA,
     Grader,
     RecordedGrader,
+    ReviewGrader,
     RulesGrader,
 )
 from depsim_assets.core.graders.judge import JudgeGrader
@@ -41,15 +42,18 @@ def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completion
             grader = RulesGrader(cfg)
         elif cfg.kind == "recorded":
             grader = RecordedGrader(cfg, study.root)
+        elif cfg.kind == "review":
+            grader = ReviewGrader(cfg, study.root)
         else:
             grader = JudgeGrader(cfg, study.config.dispatch, store, endpoint, log)
         categories: list[Category] = (
-            [taxonomy.get(cid) for cid in cfg.categories] if cfg.categories else [c for c in taxonomy.categories if cfg.kind in c.graders]
+            [taxonomy.get(cid) for cid in cfg.categories] if cfg.categories
+            else list(taxonomy.categories) if cfg.kind == "review" else [c for c in taxonomy.categories if cfg.kind in c.graders]
         )
         ok_items = items.filter(pl.col("status") == "ok")
         labels = grader.grade(ok_items, categories, release) if len(ok_items) else LABEL_SCHEMA.to_frame()
         failed = items.filter(pl.col("status") != "ok")
-        if len(failed):
+        if len(failed) and cfg.kind != "review":  # people reviewed completions that exist
             # A completion that failed cannot be graded: its labels are failed rows, not missing ones.
             version = labels["grader_version"].first() if len(labels) else ""
             labels = pl.concat([labels, pl.DataFrame(
