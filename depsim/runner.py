@@ -35,7 +35,7 @@ def console_config(debug: bool = False) -> dict[str, object]:
     return {"loggers": {"console": {"config": {"log_level": level}}}}
 DEFAULT_LLM_POOL_LIMIT = 4
 
-UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
+UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
 PER_RELEASE_GRADING = ["regenerated_completions", "graded_labels", "review_queue"]
 PER_RELEASE_FORECAST = ["rate_forecasts", "observed_production_rates"]
 

@@ -16,7 +16,7 @@ from depsim_resources.study import StudyResource
 
 
 @dg.asset_check(
-    asset="raw_traffic",
+    asset="traffic_manifest",
     additional_deps=["traffic_quarantine"],
     blocking=True,
     description="Records in (recounted from the source files) = records normalized + records quarantined.",
@@ -25,7 +25,7 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
     s = study.load()
     records_in = count_source_records(s.config.sources, s.root)
     wh = s.warehouse
-    table = reconcile(records_in, wh.scan("raw_traffic").select("source", "source_file", "line_no").collect(), wh.read("traffic_quarantine"))
+    table = reconcile(records_in, wh.read("traffic_manifest"), wh.read("traffic_quarantine"))
     bad = table.filter(~table["balanced"])
     return dg.AssetCheckResult(
         passed=bad.is_empty(),

@@ -13,7 +13,6 @@ import dagster as dg
 
 from depsim_assets import (
     checks,
-    deidentification,
     forecasting,
     grading,
     post_release,
@@ -29,7 +28,7 @@ from depsim_resources.study import StudyResource
 from depsim_resources.warehouse import WarehouseIOManager
 
 # Declared once against a placeholder partition set; `study_assets` binds them to a study's releases.
-ASSETS = [traffic.raw_traffic, traffic.consented_traffic, deidentification.deidentified_conversations, simulation.replay_prefixes,
+ASSETS = [traffic.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.review_queue, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]

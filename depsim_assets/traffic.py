@@ -1,83 +1,101 @@
-"""Traffic stage: raw files -> normalized conversations (+ quarantine) -> consented traffic."""
+"""Traffic stage: source files -> de-identified conversations, in one streamed pass; nothing raw is stored.
 
+Raw traffic stays where it came from (the source files). Each batch is parsed, checked for consent,
+de-identified and passed through the privacy gate before it is written, so the first stored table
+with message text is already scrubbed; a leak in any batch stops the run and leaves nothing stored.
+What is kept besides: a manifest of metadata only (pseudonymous ids, positions, counts, consent) that
+the reconciliation check recounts against, and the quarantine with scrubbed excerpts.
+"""
 
 from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.consent import UNIT_ID, apply_consent
-from depsim_assets.core.ingest import CONVERSATION_SCHEMA, IngestTally, ingest_batches
-from depsim_assets.core.storage import Spooled, aligned, row_batches
+from depsim_assets.core.consent import UNIT_ID, apply_consent, exclusions
+from depsim_assets.core.ingest import IngestTally, ingest_batches
+from depsim_assets.core.privacy.deidentify import (
+    DEIDENTIFIED_SCHEMA,
+    DeidentifyTally,
+    deidentify_batches,
+    pseudonymous_ids,
+)
+from depsim_assets.core.privacy.rules import FILTER_VERSION
+from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.storage import aligned
 from depsim_assets.metadata import md_table
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 GROUP = "traffic"
+MANIFEST_SCHEMA = pl.Schema({"conversation_id": pl.String, "source": pl.String, "kind": pl.String, "source_file": pl.String,
+                             "line_no": pl.Int64, "messages": pl.UInt32, "exclusion": pl.String})
+
+
+def _manifest(batch: pl.DataFrame, sources: list, key: bytes) -> pl.DataFrame:
+    return batch.select("source", "kind", "source_file", "line_no", messages=pl.col("messages").list.len()).with_columns(
+        conversation_id=pseudonymous_ids(batch, key)["conversation_id"], exclusion=exclusions(batch, sources)).select(MANIFEST_SCHEMA.names())
 
 
 @dg.multi_asset(
     group_name=GROUP,
     outs={
-        "raw_traffic": dg.AssetOut(
-            description="Every source record normalized to one conversation table (messages with role, "
-            "content, tool calls); an hh-rlhf pair gives two conversations linked by `pair_id`.",
+        "deidentified_conversations": dg.AssetOut(
+            description="Every consented conversation, streamed from the source files and de-identified batch by batch: "
+            "identifiers in message text, tool calls, `name` fields and attributes replaced by keyed-hash surrogates "
+            "from reserved ranges, traffic conversation ids replaced by keyed hashes. An independent detector scans "
+            "each batch, with planted canaries, before it is written; a finding stops the run with nothing stored.",
             kinds={"polars", "parquet"},
         ),
+        "privacy_report": dg.AssetOut(description="Replacements per entity type and source, canary results and the filter version.",
+                                      kinds={"polars", "parquet"}),
+        "traffic_manifest": dg.AssetOut(
+            description="Metadata only, one row per ingested conversation: pseudonymous id, source file and line, message "
+            "count, and why it was excluded (no consent, multimodal) if it was. No text.", kinds={"polars", "parquet"}),
         "traffic_quarantine": dg.AssetOut(
-            description="Records that could not be normalized: source file, line number, reason code, detail "
-            "and a raw excerpt. Records in = conversations' records out + quarantined.",
-            kinds={"polars", "parquet"},
-        ),
+            description="Records that could not be normalized: source file, position, reason code, detail and a scrubbed "
+            "excerpt. Records in = conversations' records out + quarantined.", kinds={"polars", "parquet"}),
     },
 )
-def raw_traffic(context: dg.AssetExecutionContext, study: StudyResource):
+def deidentified_conversations(context: dg.AssetExecutionContext, study: StudyResource, privacy_key: PrivacyKeyResource):
     s = study.load()
-    tally = IngestTally()
-    # Streamed: conversations go to storage batch by batch, never all in memory.
-    spooled = s.warehouse.spool(ingest_batches(s.config.sources, s.root, s.config.ingest, tally), empty=CONVERSATION_SCHEMA)
-    quarantine = tally.quarantined()
-    by_reason = quarantine.group_by("reason").len().sort("reason")
-    context.log.info(f"ingested {spooled.rows} conversations, quarantined {len(quarantine)} records")
-    yield dg.Output(
-        spooled,
-        output_name="raw_traffic",
-        metadata={
-            "records_in": dg.MetadataValue.json(tally.records_in),
-            "conversations": spooled.rows,
-            "by_source": md_table(pl.DataFrame({"source": list(tally.conversations), "len": list(tally.conversations.values())},
-                                               schema={"source": pl.String, "len": pl.Int64}).sort("source")),
-        },
-    )
-    yield dg.Output(
-        quarantine,
-        output_name="traffic_quarantine",
-        metadata={"quarantined": len(quarantine), "by_reason": md_table(by_reason, 50)},
-    )
-
-
-@dg.asset(
-    group_name=GROUP,
-    kinds={"polars", "parquet"},
-    description="Conversations whose consent allows model-improvement use (or whose source is a published "
-    "dataset); multimodal conversations are excluded with a counted reason. hh-rlhf pairs stay whole.",
-)
-def consented_traffic(context: dg.AssetExecutionContext, study: StudyResource, raw_traffic: pl.LazyFrame) -> dg.Output[Spooled]:
-    sources = study.load().config.sources
+    key = privacy_key.key()
+    ingested, deid = IngestTally(), DeidentifyTally()
+    manifests: list[pl.DataFrame] = []
     excluded: list[pl.DataFrame] = []
 
-    def kept() -> Iterator[pl.DataFrame]:
-        for batch in aligned(row_batches(raw_traffic), UNIT_ID):
-            keep, out = apply_consent(batch, sources)
+    def consented() -> Iterator[pl.DataFrame]:
+        for batch in aligned(ingest_batches(s.config.sources, s.root, s.config.ingest, ingested), UNIT_ID):
+            kept, out = apply_consent(batch, s.config.sources)
+            manifests.append(_manifest(batch, s.config.sources, key))
             excluded.append(out)
-            yield keep
+            yield kept
 
-    spooled = study.load().warehouse.spool(kept(), empty=CONVERSATION_SCHEMA)
-    counts = pl.concat(excluded).group_by("source", "reason").agg(pl.col("conversations").sum()).sort("source", "reason") if excluded else pl.DataFrame()
-    return dg.Output(
-        spooled,
-        metadata={
-            "conversations": spooled.rows,
-            "excluded": int(counts["conversations"].sum()) if len(counts) else 0,
-            "excluded_by_reason": md_table(counts, 50),
-        },
-    )
+    spooled = s.warehouse.spool(deidentify_batches(consented(), s.config.sources, s.config.privacy, key, deid), empty=DEIDENTIFIED_SCHEMA)
+    quarantine = ingested.quarantined()
+    excerpt, _ = Scrubber(key=key).scrub(quarantine["raw"])
+    quarantine = quarantine.with_columns(raw=excerpt, conversation_id=pseudonymous_ids(
+        quarantine.with_columns(kind=pl.lit("traffic"), pair_id=pl.lit(None, pl.String)), key)["conversation_id"])
+    counts = deid.counts()
+    exclusions = (pl.concat(excluded).group_by("source", "reason").agg(pl.col("conversations").sum()).sort("source", "reason")
+                  if excluded else pl.DataFrame())
+    canaries = deid.canaries if deid.canaries is not None else pl.DataFrame(schema={"canary": pl.Int64, "entity": pl.String})
+    context.log.info(f"ingested {sum(ingested.conversations.values())} conversations, quarantined {len(quarantine)} records; "
+                     f"scrubbed {deid.messages_scrubbed} messages; gate passed")
+    yield dg.Output(spooled, output_name="deidentified_conversations", metadata={
+        "conversations": spooled.rows, "messages": deid.messages_scrubbed, "filter_version": FILTER_VERSION,
+        "deidentify_seconds": round(deid.seconds, 1),
+        "records_in": dg.MetadataValue.json(ingested.records_in),
+        "excluded": int(exclusions["conversations"].sum()) if len(exclusions) else 0,
+        "excluded_by_reason": md_table(exclusions, 50)})
+    report = counts.with_columns(filter_version=pl.lit(FILTER_VERSION))
+    yield dg.Output(report, output_name="privacy_report", metadata={
+        "replacements": int(report["count"].sum()) if len(report) else 0,
+        "by_entity": md_table(counts.group_by("entity").agg(pl.col("count").sum()).sort("entity")),
+        "canaries_planted": canaries["canary"].n_unique() if len(canaries) else 0,
+        "canary_values_removed": md_table(canaries, 100), "filter_version": FILTER_VERSION})
+    manifest = pl.concat(manifests) if manifests else MANIFEST_SCHEMA.to_frame()
+    yield dg.Output(manifest, output_name="traffic_manifest", metadata={
+        "conversations": len(manifest), "by_source": md_table(manifest.group_by("source").len().sort("source"))})
+    yield dg.Output(quarantine, output_name="traffic_quarantine", metadata={
+        "quarantined": len(quarantine), "by_reason": md_table(quarantine.group_by("reason").len().sort("reason"), 50)})

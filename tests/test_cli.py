@@ -74,7 +74,7 @@ def test_user_errors_are_one_line(tmp_path: Path, write_study, dagster_home: Pat
         """, name="missing.yaml")
     assert main(["run", "--config", str(missing), "--all"]) == 1
     err = _err(capsys)
-    assert "raw_traffic" in err and "'nowhere/*.jsonl' matched no file" in err
+    assert "deidentified_conversations" in err and "'nowhere/*.jsonl' matched no file" in err
     # --debug adds the traceback.
     assert main(["--debug", "run", "--config", str(missing), "--all"]) == 1
     assert "depsim_assets/core/ingest.py" in capsys.readouterr().err  # the failing frame, from the step's stack

@@ -26,7 +26,8 @@ def test_definitions_bind_the_study_releases_and_declare_cross_release_reads(mon
 
     graph = build_definitions(REPO / "studies" / "xstest.yaml").get_repository_def().asset_graph
     nodes = {n.key.to_user_string(): n for n in graph.asset_nodes}
-    assert {"raw_traffic", "traffic_quarantine", "consented_traffic"} <= set(nodes)
+    assert {"deidentified_conversations", "traffic_manifest", "traffic_quarantine"} <= set(nodes)
+    assert not {"raw_traffic", "consented_traffic"} & set(nodes)  # raw text is never an asset
     for node in nodes.values():
         assert node.group_name in STAGES, node.key
         assert node.description and len(node.description) > 20, node.key

@@ -21,7 +21,7 @@ from tests.conftest import REPO, lineage, warehouse_sql
 from tests.fake_openai import FakeBehaviour, FakeOpenAI, body_key
 
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c2e1b"
-UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
+UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
 
 
 @pytest.fixture

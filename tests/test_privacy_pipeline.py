@@ -5,10 +5,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from depsim_assets.core.config import load_study
-from depsim_assets.core.privacy.gate import PrivacyGateError
+from depsim_assets.core.privacy.gate import PrivacyGateError, canary_values
 from depsim_assets.definitions import build_resources
 from tests.conftest import TESTS, lineage, warehouse_sql
 
@@ -26,6 +27,9 @@ def _study(write_study, extra: str = "") -> Path:
     )
 
 
+OUTPUTS = ("deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine")
+
+
 def _materialize(cfg: Path, instance: dg.DagsterInstance, *assets: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(lineage(cfg), instance=instance, resources=build_resources(str(cfg)),
                           selection=dg.AssetSelection.assets(*assets), raise_on_error=False)
@@ -37,7 +41,7 @@ def _tables(cfg: Path) -> set[str]:
 
 def test_scrubbed_output_passes_gate_and_checks(write_study, instance: dg.DagsterInstance) -> None:
     cfg = _study(write_study)
-    result = _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes")
+    result = _materialize(cfg, instance, *OUTPUTS, "replay_prefixes")
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"traffic_reconciles": True, "deidentified_passes_expectations": True}
@@ -65,7 +69,7 @@ def test_scrubbed_output_passes_gate_and_checks(write_study, instance: dg.Dagste
 @pytest.mark.parametrize("rule", ["email", "credit_card", "api_key", "ssn, phone", "ipv4, phone"])
 def test_disabled_rule_stops_the_run_before_anything_is_stored(write_study, instance: dg.DagsterInstance, rule: str) -> None:
     cfg = _study(write_study, f"privacy: {{disabled_rules: [{rule}]}}")
-    result = _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report")
+    result = _materialize(cfg, instance, *OUTPUTS)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "deidentified_conversations"
@@ -73,12 +77,24 @@ def test_disabled_rule_stops_the_run_before_anything_is_stored(write_study, inst
     assert error.cls_name == PrivacyGateError.__name__
     assert "survived scrubbing" in error.message
     assert "margaret" not in error.message.lower()  # the error never echoes a leaked value
-    assert "deidentified_conversations" not in _tables(cfg) and "privacy_report" not in _tables(cfg)
+    assert _tables(cfg) == set()  # no table at all: raw traffic is never stored, and the failed batch left nothing
+    # Nothing anywhere: every Parquet file's strings and metadata, and every other file byte-wise, in the
+    # warehouse directory and DAGSTER_HOME (event log, compute logs).
+    # The planted canaries (one value per entity type, the disabled one included) and the traffic's own e-mail.
+    leaks = ["margaret.thornbury@fastmail.fm"] + [v for i in range(3) for v in canary_values(b"test-key-0123456789", i).values()]
+    for root in (load_study(cfg).warehouse_dir, Path(instance.root_directory)):
+        for f in (p for p in root.rglob("*") if p.is_file()) if root.exists() else []:
+            data = f.read_bytes()
+            if f.suffix == ".parquet":
+                frame = pl.read_parquet(f)
+                data += str(frame.select(pl.col(pl.String)).rows()).encode() + str(pq.ParquetFile(f).metadata.metadata).encode()
+            found = [v for v in leaks if v.encode() in data]
+            assert not found, f"{found} found in {f}"
 
 
 def test_expectations_fail_on_a_stored_leak(write_study, instance: dg.DagsterInstance) -> None:
     cfg = _study(write_study)
-    assert _materialize(cfg, instance, "raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report").success
+    assert _materialize(cfg, instance, *OUTPUTS).success
     wh = load_study(cfg).warehouse
     frame = wh.read("deidentified_conversations")
     leaked = frame.head(1).with_columns(

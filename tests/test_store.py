@@ -20,7 +20,7 @@ from depsim_resources.completion_store import STORE_DIR
 from tests.conftest import REPO, lineage
 from tests.fake_openai import FakeBehaviour, FakeOpenAI, body_key
 
-UPSTREAM = ["raw_traffic", "traffic_quarantine", "consented_traffic", "deidentified_conversations", "privacy_report", "replay_prefixes"]
+UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
 
 
 def _outcome(key: str, status: str = "ok") -> Outcome:

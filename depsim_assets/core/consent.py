@@ -21,12 +21,14 @@ def consent_mask(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl
     return pl.coalesce([*clauses, pl.lit(False)]) if clauses else pl.lit(False)
 
 
-def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(kept conversations, exclusion counts by source and reason).
+def exclusions(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.Series:
+    """Per conversation: why it is excluded (`no_consent`, `multimodal`) or null. An hh-rlhf pair is kept or
+    excluded as a whole, since its two sides share one prefix."""
+    return _tagged(conversations, sources)["exclusion"]
 
-    An hh-rlhf pair is kept or excluded as a whole, since its two sides share one prefix.
-    """
-    tagged = conversations.with_columns(
+
+def _tagged(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.DataFrame:
+    return conversations.with_columns(
         exclusion=pl.when(~consent_mask(conversations, sources))
         .then(pl.lit("no_consent"))
         .when(pl.col("multimodal"))
@@ -35,6 +37,11 @@ def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> t
     ).with_columns(
         exclusion=pl.col("exclusion").drop_nulls().first().over(UNIT_ID)
     )
+
+
+def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept conversations, exclusion counts by source and reason)."""
+    tagged = _tagged(conversations, sources)
     kept = tagged.filter(pl.col("exclusion").is_null()).drop("exclusion")
     excluded = (
         tagged.filter(pl.col("exclusion").is_not_null())
