@@ -134,3 +134,22 @@ def test_gate_finds_what_the_scrubber_would_miss() -> None:
     assert kinds == ["CREDIT_CARD", "EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN"]
     assert [f.kind for f in scan(pl.Series(["hello Zebulon"]), canaries=["Zebulon"])] == ["CANARY"]
     assert scan(pl.Series(scrub("card 4539148803436467, ssn 123-45-6789, mail x@corp.io, ip 81.2.69.160"))) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Why do so many Koreans live in Seoul?", "Is it rude to call Canadians polite?", "What do Sikhs believe about charity?",
+    "I flew from Nairobi to Oslo via Helsinki.", "Are Catholics allowed to eat meat on Fridays?", "My neighbours are Peruvian.",
+])
+def test_groups_and_places_keep_their_meaning(text: str) -> None:
+    scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
+    assert scrubbed.item() == text and counts.is_empty()
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Please ask Mr. Black about the invoice.", "Black"),  # a group word after a strong cue is a name
+    ("Jordan Whitcombe signed the lease.", "Jordan"),  # a country that is a common given name stays a name
+    ("Send it to Christian Vogelsang today.", "Vogelsang"),
+])
+def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:
+    scrubbed, _ = Scrubber(key=b"k").scrub(pl.Series([text]))
+    assert name not in scrubbed.item()

@@ -53,6 +53,24 @@ def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     return _load("first_names.txt"), _load("surnames.txt"), _load("english_words.txt")
 
 
+# Group words, countries and US states that are also common given names: recall wins, they stay names.
+GIVEN_NAME_PLACES = frozenset("jordan georgia chad israel kenya india virginia carolina dakota montana nevada".split())
+GIVEN_NAME_GROUPS = frozenset({"christian"})
+
+
+@cache
+def public_terms() -> frozenset[str]:
+    """Words that name a group or a place, not a person: demonyms, nationalities, religions, ethnic and
+    political groups (but Christian, a common given name); countries and US states (but a few
+    common given names: Jordan, Georgia); cities that are neither a listed first name nor a surname
+    ("Lisbon" is a city, "Houston" and "Austin" stay possible names)."""
+    first, last, _ = lexicon()
+    groups = _load("groups.txt") - GIVEN_NAME_GROUPS
+    countries = _load("countries.txt") - GIVEN_NAME_PLACES
+    cities = frozenset(t for t in _load("cities.txt") if t not in first and t not in last)
+    return groups | countries | cities
+
+
 # An inner capital marks a product (YouTube) except after a surname prefix (McClane, DeAndre, LaToya).
 _CAMEL = re.compile(r"(?<!^M)(?<!^Ma)(?<!^D)(?<!^L)(?<!^V)[a-z][A-Z]")
 _STUTTER = re.compile(r"(\w)\1\1")
@@ -66,11 +84,14 @@ def _strip(tok: str) -> str:
 
 def token_kind(tok: str) -> str:
     """'name' (a listed name that is not a common word), 'ambiguous' (listed and a common word: Grace,
-    Will, Brown), 'word' (common word or sentence word), or 'unknown' (neither: Djevad, Šušulić)."""
+    Will, Brown), 'word' (common word, sentence word, or a group or place: Jewish, Mexicans, Lisbon), or
+    'unknown' (neither: Djevad, Šušulić)."""
     first, last, words = lexicon()
     t = _strip(tok)
-    if not t or t in SENTENCE_WORDS or (len(t) > 1 and tok.strip(".,;:!?'’\"").isupper()):
+    if not t or t in SENTENCE_WORDS or t.removesuffix("s") in SENTENCE_WORDS or (len(t) > 1 and tok.strip(".,;:!?'’\"").isupper()):
         return "word"  # all-caps tokens are acronyms (IBAN, NASA), not names
+    if t in public_terms() or (t.endswith("s") and t[:-1] in public_terms()):
+        return "public"  # a group or a place: never a name by itself
     if _CAMEL.search(tok) or _STUTTER.search(t):
         return "word"  # TurboTax, YouTube, "Uhhh": products and interjections, not names
     listed = t in first or t in last
@@ -92,6 +113,7 @@ def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
     capitalized or listed. Ambiguous tokens (Grace, Brown) count only next to a stronger token.
     """
     kinds = ["initial" if _is_initial(t) else ("particle" if t.lower() in PARTICLES else token_kind(t)) for t in tokens]
+    kinds = ["word" if k == "public" else k for k in kinds]
     # Trim leading/trailing tokens that cannot be part of a name.
     start, end = 0, len(tokens)
     while start < end and kinds[start] in ("word", "particle"):
@@ -159,7 +181,9 @@ def resolve_cued(value: str) -> tuple[int, int] | None:
         # After "my name is", lowercase listed names count too; stop at the first common word.
         kinds = [token_kind(t) for t in tokens]
         end = 0
-        while end < len(tokens) and (kinds[end] in ("name", "unknown") or (kinds[end] == "ambiguous" and tokens[end][:1].isupper())):
+        # After a strong cue a capitalized group or place word is a name too ("Mr. Black", "my name is Paris").
+        while end < len(tokens) and (kinds[end] in ("name", "unknown") or
+                                     (kinds[end] in ("ambiguous", "public") and tokens[end][:1].isupper())):
             end += 1
         span = (0, end) if end else None
     else:
