@@ -8,7 +8,8 @@ from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.ledger import append as append_ledger
 from depsim_assets.core.observed import filter_prefix_ids
 from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
-from depsim_assets.metadata import md_table, rates_plot
+from depsim_assets.metadata import rates_plot
+from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import WITH_INCUMBENT, release_partitions
 from depsim_resources.study import StudyResource
 
@@ -33,9 +34,9 @@ def rate_forecasts(
     keep = filter_prefix_ids(prefixes, cfg.prefix_filter)
     calibration = grader_calibration.filter(pl.col("excluded_release") == context.partition_key)
     table = build_rate_forecasts(graded_labels.filter(pl.col("prefix_id").is_in(keep)), prefixes, calibration, cfg)
-    shown = table.select("category", "grader_id", "n_eligible", "flagged", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k",
-                         "corrected_rate_per_100k") if len(table) and "grader_id" in table.columns else table
-    return dg.Output(table, metadata={"categories": len(table), "forecast": md_table(shown, 50)})
+    shown = table.select("category", "rate_per_100k", "cp_lo_per_100k", "cp_hi_per_100k", "corrected_rate_per_100k", "n_eligible",
+                         "flagged", "grader_id") if len(table) and "grader_id" in table.columns else table
+    return dg.Output(table, metadata={"categories": len(table), "forecast": table_md(shown)})
 
 
 def _record(study: StudyResource, release: str, record: pl.DataFrame, labels: pl.DataFrame, config_hash: str) -> str:
@@ -93,8 +94,8 @@ def release_comparison(
         table.with_columns(incumbent=pl.lit(release.incumbent)),
         metadata={
             "incumbent": release.incumbent, "ledger_head": head, "snapshot_id": found[release.name][0] if found[release.name] else "",
-            "comparison": md_table(table.select("category", "pairs", "incumbent_rate_per_100k", "candidate_rate_per_100k", "rate_ratio",
-                                                "ratio_lo", "ratio_hi", "p_adjusted_bh", "direction") if "pairs" in table.columns else table),
+            "comparison": table_md(table.select("category", "direction", "candidate_rate_per_100k", "incumbent_rate_per_100k", "rate_ratio",
+                                                "ratio_lo", "ratio_hi", "p_adjusted_bh", "pairs") if "pairs" in table.columns else table),
             "rates_plot": rates_plot(plot_rows, f"{release.name} vs {release.incumbent}") if len(plot_rows) else dg.MetadataValue.md("_no rates_"),
         },
     )

@@ -3,6 +3,8 @@
 import dagster as dg
 import polars as pl
 
+from depsim_assets.core.formatting import display_rows
+
 
 def _cell(v: object) -> str:
     if v is None:
@@ -21,6 +23,14 @@ def md_table(frame: pl.DataFrame, rows: int = 50) -> dg.MetadataValue:
     if len(frame) > rows:
         lines.append(f"\n_{len(frame) - rows} more rows_")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def table(frame: pl.DataFrame, first: tuple[str, ...] = (), rows: int = 100) -> dg.MetadataValue:
+    """A Dagster table (rendered as a table in the UI), decision columns first, numbers formatted for people
+    by `core.formatting`; the full numeric table stays in the warehouse (`dagster/uri`)."""
+    columns, values = display_rows(frame.head(rows), first)
+    schema = dg.TableSchema(columns=[dg.TableColumn(c, "string") for c in columns])
+    return dg.MetadataValue.table(records=[dg.TableRecord(dict(zip(columns, r, strict=True))) for r in values], schema=schema)
 
 
 def _png(fig: object, title: str) -> dg.MetadataValue:

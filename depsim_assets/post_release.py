@@ -17,6 +17,7 @@ from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.scoring import summarize
 from depsim_assets.metadata import md_table, scorecard_plot
+from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
 from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
@@ -116,7 +117,9 @@ def forecast_scorecard(
     return dg.Output(
         rows,
         metadata={
-            "scorecard": md_table(table), "taxonomy_coverage": coverage if coverage is not None else "n/a",
+            "scorecard": table_md(table.drop("note", strict=False), first=("method", "directional_accuracy", "changed_categories")),
+            "scored_rows": table_md(rows, first=("release", "category", "method", "predicted_direction", "forecast_rate", "observed_rate")),
+            "taxonomy_coverage": coverage if coverage is not None else "n/a",
             "scored_releases": dg.MetadataValue.json(scorable), **base_meta,
             "forecast_vs_observed": scorecard_plot(rows.filter(pl.col("method") == "depsim")),
             "flagged_examples": md_table(_examples(labels, regenerated_completions.collect(), privacy_key.key()), 40),

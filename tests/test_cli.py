@@ -49,6 +49,16 @@ def test_never_graded_incumbent_runs_first_and_release_is_repeatable(tmp_path: P
     wh = load_study(cfg).warehouse
     assert wh.partitions("graded_labels") == ["llama2new", "llama2orig", "mistralguard"]
     assert wh.partitions("release_comparison") == ["llama2new", "mistralguard"]  # both named releases, not only the last
+    # Results read in the UI as Dagster tables, the decision columns first, no scientific notation.
+    with dg.DagsterInstance.get() as instance:
+        comparison = instance.fetch_materializations(dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("release_comparison"), asset_partitions=["mistralguard"]), limit=1).records[0]
+        scorecard = instance.get_latest_materialization_event(dg.AssetKey("forecast_scorecard")).asset_materialization
+    for meta, first in ((comparison.asset_materialization.metadata["comparison"], ["category", "direction"]),
+                        (scorecard.metadata["scored_rows"], ["release", "category", "method"])):
+        assert isinstance(meta, dg.TableMetadataValue) and [c.name for c in meta.schema.columns][: len(first)] == first
+        assert meta.records and not any("e+" in v or "e-" in v for r in meta.records for v in r.data.values() if isinstance(v, str)
+                                        and any(ch.isdigit() for ch in v))
 
 
 def test_user_errors_are_one_line(tmp_path: Path, write_study, dagster_home: Path, capsys) -> None:
