@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.consent import UNIT_ID, apply_consent, exclusions
+from depsim_assets.core.consent import UNIT_ID, split_consent, tag_exclusions
 from depsim_assets.core.ingest import IngestTally, ingest_batches
 from depsim_assets.core.privacy.deidentify import (
     DEIDENTIFIED_SCHEMA,
@@ -32,9 +32,9 @@ MANIFEST_SCHEMA = pl.Schema({"conversation_id": pl.String, "source": pl.String, 
                              "line_no": pl.Int64, "messages": pl.UInt32, "exclusion": pl.String})
 
 
-def _manifest(batch: pl.DataFrame, sources: list, key: bytes) -> pl.DataFrame:
-    return batch.select("source", "kind", "source_file", "line_no", messages=pl.col("messages").list.len()).with_columns(
-        conversation_id=pseudonymous_ids(batch, key)["conversation_id"], exclusion=exclusions(batch, sources)).select(MANIFEST_SCHEMA.names())
+def _manifest(tagged: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    return tagged.select("source", "kind", "source_file", "line_no", "exclusion", messages=pl.col("messages").list.len()).with_columns(
+        conversation_id=pseudonymous_ids(tagged, key)["conversation_id"]).select(MANIFEST_SCHEMA.names())
 
 
 @dg.multi_asset(
@@ -66,8 +66,9 @@ def deidentified_conversations(context: dg.AssetExecutionContext, study: StudyRe
 
     def consented() -> Iterator[pl.DataFrame]:
         for batch in aligned(ingest_batches(s.config.sources, s.root, s.config.ingest, ingested), UNIT_ID):
-            kept, out = apply_consent(batch, s.config.sources)
-            manifests.append(_manifest(batch, s.config.sources, key))
+            tagged = tag_exclusions(batch, s.config.sources)
+            kept, out = split_consent(tagged)
+            manifests.append(_manifest(tagged, key))
             excluded.append(out)
             yield kept
 

@@ -24,8 +24,6 @@ def table_name(asset_key: dg.AssetKey) -> str:
     return asset_key.path[-1]
 
 
-def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -44,29 +42,29 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | pl.LazyFrame | Spooled | None) -> None:
         if obj is None:
             return
-        if isinstance(obj, (Spooled, pl.LazyFrame)):
-            # Larger than memory should hold: adopted (a rename) or written by polars' streaming engine.
-            wh, table = self._warehouse(context), table_name(context.asset_key)
-            key = context.partition_key if context.has_partition_key else None
-            uri = wh.adopt(table, obj, key) if isinstance(obj, Spooled) else wh.sink(table, obj, key)
-            rows, columns = wh.stored_shape(table, key)
-            context.add_output_metadata({"dagster/uri": str(uri), "dagster/row_count": rows, "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name, dtype) for name, dtype in columns])})
-            return
-        if not isinstance(obj, pl.DataFrame):
+        if isinstance(obj, pl.LazyFrame):
+            obj = obj.collect()
+        if not isinstance(obj, pl.DataFrame | Spooled):
             raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores polars DataFrames, got {type(obj).__name__}")
         wh, table = self._warehouse(context), table_name(context.asset_key)
         keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
-        if len(keys) > 1:
+        if isinstance(obj, Spooled):
+            # Larger than memory should hold: written batch by batch by the asset, stored by a rename.
+            wh.adopt(table, obj, keys[0] if keys else None)
+        elif len(keys) > 1:
             # One run storing several partitions (a ranged backfill): the frame says which rows are whose.
             if PARTITION_COLUMN not in obj.columns:
                 raise ValueError(f"{table}: a run over {len(keys)} partitions must return a `{PARTITION_COLUMN}` column")
             for key in keys:
                 wh.write(table, obj.filter(pl.col(PARTITION_COLUMN) == key).drop(PARTITION_COLUMN), key)
-            uri = str(wh.table_dir(table))
         else:
-            uri = str(wh.write(table, obj, keys[0] if keys else None))
-        context.add_output_metadata({"dagster/uri": uri, "dagster/row_count": len(obj), "dagster/column_schema": column_schema(obj)})
+            wh.write(table, obj, keys[0] if keys else None)
+        # Described from what was stored (the first partition of a ranged run stands for the schema).
+        rows, columns = wh.stored_shape(table, keys[0] if keys else None)
+        uri = wh.table_dir(table) if len(keys) > 1 else wh.path(table, keys[0] if keys else None)
+        context.add_output_metadata({
+            "dagster/uri": str(uri), "dagster/row_count": len(obj) if isinstance(obj, pl.DataFrame) else rows,
+            "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, dtype) for name, dtype in columns])})
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
         upstream = context.upstream_output

@@ -21,13 +21,9 @@ def consent_mask(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl
     return pl.coalesce([*clauses, pl.lit(False)]) if clauses else pl.lit(False)
 
 
-def exclusions(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.Series:
-    """Per conversation: why it is excluded (`no_consent`, `multimodal`) or null. An hh-rlhf pair is kept or
-    excluded as a whole, since its two sides share one prefix."""
-    return _tagged(conversations, sources)["exclusion"]
-
-
-def _tagged(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.DataFrame:
+def tag_exclusions(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.DataFrame:
+    """The conversations with `exclusion`: why each is excluded (`no_consent`, `multimodal`) or null. An
+    hh-rlhf pair is kept or excluded as a whole, since its two sides share one prefix."""
     return conversations.with_columns(
         exclusion=pl.when(~consent_mask(conversations, sources))
         .then(pl.lit("no_consent"))
@@ -39,9 +35,8 @@ def _tagged(conversations: pl.DataFrame, sources: list[SourceConfig]) -> pl.Data
     )
 
 
-def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(kept conversations, exclusion counts by source and reason)."""
-    tagged = _tagged(conversations, sources)
+def split_consent(tagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept conversations, exclusion counts by source and reason) of a tagged frame."""
     kept = tagged.filter(pl.col("exclusion").is_null()).drop("exclusion")
     excluded = (
         tagged.filter(pl.col("exclusion").is_not_null())
@@ -51,3 +46,8 @@ def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> t
         .sort("source", "reason")
     )
     return kept, excluded
+
+
+def apply_consent(conversations: pl.DataFrame, sources: list[SourceConfig]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept conversations, exclusion counts by source and reason)."""
+    return split_consent(tag_exclusions(conversations, sources))

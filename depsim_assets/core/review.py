@@ -13,12 +13,12 @@ inclusion_prob, request, completion, grader_flagged, label, labeller.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import polars as pl
 
 from depsim_assets.core.config import ReviewConfig
+from depsim_assets.core.prefixes import sha256_hex
 
 REVIEW_SCHEMA = pl.Schema({
     "prefix_id": pl.String, "sample_index": pl.Int64, "release": pl.String, "category": pl.String, "grader_id": pl.String,
@@ -27,10 +27,6 @@ REVIEW_SCHEMA = pl.Schema({
 })
 IMPORT_COLUMNS = ("prefix_id", "sample_index", "release", "category", "stratum", "inclusion_prob", "label", "labeller")
 TRUE, FALSE = {"true", "1", "yes", "y", "flagged"}, {"false", "0", "no", "n", "not_flagged"}
-
-
-def _draw(seed: int, keys: pl.Series) -> pl.Series:
-    return pl.Series("draw", [hashlib.sha256(f"{seed}\x1f{k}".encode()).hexdigest() for k in keys.to_list()], dtype=pl.String)
 
 
 def review_sample(labels: pl.DataFrame, completions: pl.DataFrame, prefixes: pl.DataFrame, release: str, cfg: ReviewConfig) -> pl.DataFrame:
@@ -44,7 +40,8 @@ def review_sample(labels: pl.DataFrame, completions: pl.DataFrame, prefixes: pl.
     if graded.is_empty():
         return REVIEW_SCHEMA.to_frame()
     keyed = graded.with_columns(stratum=pl.when(pl.col("flagged")).then(pl.lit("flagged")).otherwise(pl.lit("not_flagged")))
-    keyed = keyed.with_columns(draw=_draw(cfg.seed, keyed.select(pl.format("{}|{}|{}", "category", "prefix_id", "sample_index")).to_series()))
+    keyed = keyed.with_columns(draw=sha256_hex(keyed.select(pl.format("{}\x1f{}|{}|{}", pl.lit(cfg.seed), "category", "prefix_id",
+                                                                     "sample_index")).to_series()))
     sized = keyed.with_columns(N=pl.len().over("category", "stratum"), r=pl.col("draw").rank("ordinal").over("category", "stratum"))
     sample = sized.filter(pl.col("r") <= cfg.per_stratum).with_columns(
         inclusion_prob=pl.min_horizontal(pl.lit(cfg.per_stratum), pl.col("N")) / pl.col("N"))

@@ -102,7 +102,7 @@ class Warehouse:
         target.parent.mkdir(parents=True, exist_ok=True)
         if not _is_local(target):
             with target.open("wb") as fh:
-                frame.write_parquet(fh)
+                frame.write_parquet(fh, row_group_size=ROW_GROUP_ROWS)
             return target
         tmp = Path(str(target.path)).with_name(f".{FILE_NAME}.{uuid.uuid4().hex}.tmp")
         try:
@@ -157,15 +157,6 @@ class Warehouse:
             spooled.path.unlink()
         return target
 
-    def sink(self, table: str, frame: pl.LazyFrame, partition: str | None = None) -> UPath:
-        """Store a lazy frame without collecting it (polars' streaming engine writes it)."""
-        tmp = self._spool_dir() / f"{uuid.uuid4().hex}.parquet"
-        try:
-            frame.sink_parquet(tmp, row_group_size=ROW_GROUP_ROWS)
-            return self.adopt(table, Spooled(tmp, -1), partition)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def row_groups(self, table: str, partition: str | None = None) -> Iterator[pl.DataFrame]:
         """The stored table one row group at a time (bounded memory for any table size)."""
         path = self.path(table, partition)
@@ -191,10 +182,11 @@ class Warehouse:
         return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix) and (p / FILE_NAME).exists())
 
     def stored_shape(self, table: str, partition: str | None = None) -> tuple[int, list[tuple[str, str]]]:
-        """Rows and (column, type) of a stored file, from its Parquet footer."""
+        """Rows and (column, type) of a stored file, from its Parquet footer (polars' type names)."""
         with self.path(table, partition).open("rb") as fh:
-            meta = pq.ParquetFile(fh)
-            return meta.metadata.num_rows, [(f.name, str(f.type)) for f in meta.schema_arrow]
+            rows = pq.ParquetFile(fh).metadata.num_rows
+        return rows, [(name, str(dtype)) for name, dtype in self.scan(table, [partition] if partition else None)
+                      .drop(PARTITION_COLUMN if partition else [], strict=False).collect_schema().items()]
 
     def exists(self, table: str, partition: str | None = None) -> bool:
         return self.path(table, partition).exists()

@@ -100,6 +100,12 @@ class RulesGrader:
         return pl.concat(out) if out else LABEL_SCHEMA.to_frame()
 
 
+def release_path(pattern: str, release: str, base: Path) -> Path:
+    """A per-release file (`{release}` in the configured path), relative to the study config."""
+    p = Path(pattern.replace("{release}", release))
+    return p if p.is_absolute() else base / p
+
+
 class RecordedGrader:
     """Labels produced elsewhere (people or another model), joined by the dataset's own id.
 
@@ -111,8 +117,7 @@ class RecordedGrader:
         self.id, self.human, self.cfg, self.base = cfg.id, cfg.human, cfg, base
 
     def _path(self, release: str) -> Path:
-        p = Path(str(self.cfg.path).replace("{release}", release))
-        return p if p.is_absolute() else self.base / p
+        return release_path(str(self.cfg.path), release, self.base)
 
     def version(self, categories: list[Category], release: str = "") -> str:
         path = self._path(release) if release else None
@@ -149,8 +154,7 @@ class ReviewGrader:
         self.id, self.cfg, self.base = cfg.id, cfg, base
 
     def _path(self, release: str) -> Path:
-        p = Path(str(self.cfg.path).replace("{release}", release))
-        return p if p.is_absolute() else self.base / p
+        return release_path(str(self.cfg.path), release, self.base)
 
     def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
         path = self._path(release)

@@ -137,7 +137,6 @@ class JudgeGrader:
         self.dispatch_cfg = dispatch_cfg.model_copy(update={"timeout_s": cfg.timeout_s})
         self.release = ReleaseConfig(name=f"judge.{cfg.id}", backend="openai", model=str(cfg.model), base_url=cfg.base_url,
                                      api_key_env=cfg.api_key_env)
-        self._bodies: dict[str, tuple[str, dict[str, Any]]] = {}  # request key -> (prefix id, body)
 
     def _single(self, c: Category) -> bool:
         return self.cfg.judge_mode == "single" or c.id in self.cfg.single_categories
@@ -161,20 +160,22 @@ class JudgeGrader:
                             sorted(self.cfg.single_categories), self.cfg.max_tokens, self.cfg.resample_temperature,
                             sorted((c.id, c.policy, c.severities, c.target, c.judge_reasoning) for c in categories))
 
-    def _calls(self, units: list[Unit], items: pl.DataFrame, mode: OutputMode, attempt: int) -> dict[str, list[Unit]]:
+    def _calls(self, units: list[Unit], items: pl.DataFrame, mode: OutputMode, attempt: int) -> tuple[dict[str, list[Unit]], list[Call]]:
+        """The distinct requests for these units, and which units share each one."""
         msgs, texts = items["messages"].to_list(), items["response_text"].fill_null("").to_list()
         reasoning = items["reasoning"].to_list() if "reasoning" in items.columns else [None] * len(items)
         owners: dict[str, list[Unit]] = {}
+        calls: list[Call] = []
         for u in units:
             body = judge_body(self.release.model, u, msgs[u.item], texts[u.item], reasoning[u.item], mode, attempt,
                               self.max_tokens(u), self.cfg.resample_temperature)
             key = request_key(body, 0)
+            if key not in owners:
+                calls.append(Call(key, 0, items["prefix_id"][u.item], None, self.release.name, body))
             owners.setdefault(key, []).append(u)
-            self._bodies[key] = (items["prefix_id"][u.item], body)
-        return owners
+        return owners, calls
 
-    def _send(self, owners: dict[str, list[Unit]]) -> dict[str, tuple[str, str | None, str | None]]:
-        calls = [Call(k, 0, self._bodies[k][0], None, self.release.name, self._bodies[k][1]) for k in owners]
+    def _send(self, calls: list[Call]) -> dict[str, tuple[str, str | None, str | None]]:
         stored = answer(calls, self.store, self.endpoint, self.release, self.dispatch_cfg, self.log).stored
         return {k: (s, r, t) for k, s, r, t in stored.select("request_key", "status", "failure_reason", "response_text").iter_rows()}
 
@@ -188,8 +189,8 @@ class JudgeGrader:
         probe = units[: self.cfg.probe_calls]
         chosen: OutputMode = "prompt"
         for mode in OUTPUT_MODES:
-            owners = self._calls(probe, items, mode, 0)
-            results = self._send(owners)
+            owners, calls = self._calls(probe, items, mode, 0)
+            results = self._send(calls)
             rejected = any(r[1] == "response_format_rejected" for r in results.values())
             answered = [conforms(r[2], list(owners[k][0].categories)) for k, r in results.items() if r[0] == "ok"]
             if not rejected and any(answered):
@@ -210,8 +211,8 @@ class JudgeGrader:
         results: dict[tuple[int, str], dict[str, Any] | str] = {}
         pending = units
         for attempt in range(self.cfg.max_attempts):
-            owners = self._calls(pending, items, mode, attempt)
-            sent = self._send(owners)
+            owners, calls = self._calls(pending, items, mode, attempt)
+            sent = self._send(calls)
             retry = []
             for key, group in owners.items():
                 status, reason, text = sent.get(key, ("failed", "not_dispatched", None))
