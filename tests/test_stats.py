@@ -1,25 +1,29 @@
-"""Statistics: known values (zero cells included), paired vs unpaired, and a coverage simulation study."""
+"""Statistics on hand-made cases: known values, zero cells, clustering, refusals. The simulation studies
+(coverage, size) are in test_simulations.py."""
 
 import math
 
 import numpy as np
 import polars as pl
 import pytest
-from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.proportion import test_proportions_2indep as proportions_2indep
 
+from depsim_assets.core.config import ForecastConfig
+from depsim_assets.core.correction import corrected_rate
+from depsim_assets.core.forecast import forecast_row
+from depsim_assets.core.paired import design_effect, paired_comparison, sign_flip_p
 from depsim_assets.core.stats import (
     benjamini_hochberg,
-    cluster_bootstrap,
-    corrected_rate,
     detection_floor,
     direction,
     exact_interval,
     hajek,
-    paired_comparison,
     upper_bound_zero,
+    weighted_interval,
 )
+
+Z = 1.959963984540054
 
 
 def test_exact_intervals_known_values_and_zero_cells() -> None:
@@ -46,28 +50,25 @@ def test_paired_comparison_zero_cells_0_of_250_vs_5_of_250() -> None:
     r = paired_comparison(inc, cand)
     assert (r.a, r.b, r.c) == (0, 0, 5)
     assert r.p_value == pytest.approx(0.0625)  # exact McNemar: 2 * 0.5^5
-    assert r.ratio == math.inf and r.ratio_hi == math.inf
-    pi_lo = 0.025 ** (1 / 5)  # Clopper-Pearson lower bound for 5 of 5 has a closed form
-    assert r.ratio_lo == pytest.approx(pi_lo / (1 - pi_lo), rel=1e-6)
-    # And the reverse direction: 5 of 250 down to 0.
+    assert r.ratio == math.inf
+    # Bonett-Price by hand: (0+5+1)/(0+0+1) = 6, se = sqrt((0+5+2)/((0+0+1)(0+5+1))).
+    se = math.sqrt(7 / 6)
+    assert (r.ratio_lo, r.ratio_hi) == pytest.approx((6 * math.exp(-Z * se), 6 * math.exp(Z * se)), rel=1e-9)
+    assert r.ratio_hi < math.inf  # unconditional: 5 of 250 vs 0 of 250 does not allow an infinite ratio
     r2 = paired_comparison(cand, inc)
-    assert r2.ratio == 0.0 and r2.ratio_lo == 0.0 and r2.p_value == pytest.approx(0.0625)
-    # Nothing flagged anywhere: no evidence either way, and no crash.
-    r3 = paired_comparison(inc, inc)
-    assert r3.p_value == 1.0 and math.isnan(r3.ratio)
+    assert r2.ratio == 0.0 and r2.p_value == pytest.approx(0.0625)
+    assert r2.ratio_lo == pytest.approx(1 / r.ratio_hi) and r2.ratio_hi == pytest.approx(1 / r.ratio_lo)
+    r3 = paired_comparison(inc, inc)  # nothing flagged anywhere: no evidence either way, and no crash
+    assert r3.p_value == 1.0 and math.isnan(r3.ratio) and r3.ratio_lo < 1 < r3.ratio_hi
 
 
 def test_no_discordant_pair_gives_a_real_interval_not_a_point() -> None:
-    # 25 pairs, both releases flag the same 10: x1.0, but 25 pairs cannot rule out a sizeable change.
     flags = np.array([True] * 10 + [False] * 15)
     r = paired_comparison(flags, flags)
     assert (r.b, r.c) == (0, 0) and r.ratio == 1.0
     assert r.ratio_lo < 1.0 < r.ratio_hi
-    d_hi = 25 * (1 - 0.025 ** (1 / 25))  # exact upper bound on discordant pairs when 0 of 25 were seen
-    assert r.ratio_lo == pytest.approx(10 / (10 + d_hi)) and r.ratio_hi == pytest.approx((10 + d_hi) / 10)
-    # More pairs, narrower: the interval reflects the sample size.
     big = np.array([True] * 400 + [False] * 600)
-    assert paired_comparison(big, big).ratio_hi < r.ratio_hi
+    assert paired_comparison(big, big).ratio_hi < r.ratio_hi  # more pairs, narrower
 
 
 def test_paired_and_unpaired_tests_disagree() -> None:
@@ -83,6 +84,24 @@ def test_paired_and_unpaired_tests_disagree() -> None:
     assert paired.ratio == pytest.approx(1.5) and paired.ratio_lo > 1.0
 
 
+def test_clustered_pairs_are_tested_per_conversation() -> None:
+    """12 candidate-only flags from 3 conversations (4 prefixes each) are 3 pieces of evidence, not 12:
+    McNemar on the pairs says p = 0.0005; the sign-flip test over conversations says 2/8 = 0.25."""
+    inc = np.zeros(40, dtype=bool)
+    cand = np.zeros(40, dtype=bool)
+    cand[:12] = True
+    clusters = np.repeat(np.arange(10), 4)
+    naive = paired_comparison(inc, cand)
+    clustered = paired_comparison(inc, cand, clusters)
+    assert naive.p_value == pytest.approx(2 * 0.5**12)
+    assert clustered.p_value == pytest.approx(0.25) and clustered.clusters == 10
+    assert clustered.design_effect > 1 and clustered.ratio_hi / clustered.ratio_lo > naive.ratio_hi / naive.ratio_lo
+    assert sign_flip_p(np.array([2, 1, 1, 0])) == pytest.approx(2 / 8)  # only all-plus and all-minus reach |4|
+    # Singleton clusters: the same as McNemar, design effect 1.
+    assert paired_comparison(inc, cand, np.arange(40)).p_value == naive.p_value
+    assert design_effect(cand.astype(float), inc.astype(float), np.arange(40)) == 1.0
+
+
 def test_bh_and_direction() -> None:
     adjusted = benjamini_hochberg([0.01, 0.04, 0.5])
     assert adjusted == pytest.approx([0.03, 0.06, 0.5])
@@ -90,75 +109,43 @@ def test_bh_and_direction() -> None:
     assert direction(0.01, 3, 3) == "no detectable change"
 
 
-def test_hajek_and_cluster_bootstrap() -> None:
+def test_weighted_interval_is_not_degenerate_at_zero() -> None:
     flags = np.array([1, 0, 0, 1, 0, 0], dtype=float)
     weights = np.array([1, 1, 1, 3, 3, 3], dtype=float)
+    clusters = np.array(["a", "a", "b", "c", "c", "d"])
     assert hajek(flags, weights) == pytest.approx((1 + 3) / 12)
-    lo, hi = cluster_bootstrap(flags, weights, np.array(["a", "a", "b", "c", "c", "d"]), reps=500)
-    assert 0 <= lo <= hajek(flags, weights) <= hi <= 1
+    lo, hi, n_eff = weighted_interval(flags, weights, clusters)
+    assert 0 <= lo <= hajek(flags, weights) <= hi <= 1 and 0 < n_eff <= 6
+    # Nothing flagged in 400 prefixes from 100 conversations, two strata weighted 4:1: the old bootstrap gave
+    # [0, 0]; the interval is the exact zero bound on the effective number of conversations.
+    zeros = np.zeros(400)
+    strata = np.repeat([0, 1], 200)
+    lo, hi, n_eff = weighted_interval(zeros, np.where(strata == 0, 4.0, 1.0), np.repeat(np.arange(100), 4), strata)
+    assert lo == 0.0 and hi > 0 and n_eff < 100
+    assert hi > exact_interval(0, 400)[1]  # wider than treating 400 prefixes as independent
 
 
-def test_correction_refused_when_calibration_is_thin() -> None:
-    c = corrected_rate(5, 10_000, tp=4, fp=1, fn=2)
-    assert c.rate is None and "too thin" in (c.refused_reason or "")
-    ok = corrected_rate(50, 10_000, tp=90, fp=10, fn=10)
-    assert ok.rate == pytest.approx(50 / 10_000 * 0.9 / 0.9) and ok.lo < ok.rate < ok.hi
+def test_correction_refusals_and_bounds() -> None:
+    thin = corrected_rate(5, 10_000, tp=4, fn=2, fp=1, tn=50)
+    assert thin.rate is None and "too thin" in (thin.refused_reason or "")
+    none_caught = corrected_rate(5, 10_000, tp=0, fn=30, fp=1, tn=50)
+    assert none_caught.rate is None and "tp = 0" in (none_caught.refused_reason or "")
+    unreviewed = corrected_rate(5, 10_000, tp=20, fn=5, review=(0, 0, 0, 50))
+    assert unreviewed.rate is None and "no flagged item" in (unreviewed.refused_reason or "")
+    ok = corrected_rate(50, 10_000, tp=45, fn=5, review=(45, 50, 0, 50))
+    # About flagged x precision / sensitivity = 0.005 x 0.9 / 0.9, never outside its own interval.
+    assert ok.lo < ok.rate < ok.hi and ok.rate == pytest.approx(0.005, rel=0.2)
+    extreme = corrected_rate(9_990, 10_000, tp=12, fn=30, review=(50, 50, 40, 50))
+    assert 0 < extreme.lo <= extreme.rate <= extreme.hi <= 1
 
 
-RATES = (1e-5, 1e-4, 1e-3, 1e-2)
-REPS = 2000
-
-
-def _coverage(lo: np.ndarray, hi: np.ndarray, truth: float) -> float:
-    return float(np.mean((lo <= truth) & (truth <= hi)))
-
-
-def test_simulation_study_interval_coverage() -> None:
-    """For each true rate, n chosen so 30 events are expected (the size the precision target asks for),
-    2,000 repetitions: raw intervals without grader error, and corrected intervals with a grader of
-    sensitivity 0.8 and precision 0.9 calibrated on 200 human-labelled positives and 200 reviewed flags."""
-    rng = np.random.default_rng(20261123)
-    rows = []
-    for p in RATES:
-        n = int(30 / p)
-        k = rng.binomial(n, p, REPS)
-        for method in ("beta", "jeffreys"):
-            lo, hi = proportion_confint(k, n, alpha=0.05, method=method)
-            lo = np.where(k == 0, 0.0, lo)
-            rows.append({"rate": p, "n": n, "interval": f"raw {method}", "coverage": _coverage(lo, hi, p),
-                         "median_width_per_100k": float(np.median(hi - lo)) * 1e5})
-        se, ppv = 0.8, 0.9
-        q = p * se / ppv  # flag rate: true positives caught / share of flags that are true
-        k_obs = rng.binomial(n, q, REPS)
-        tp_se = rng.binomial(200, se, REPS)  # sensitivity: 200 human-labelled positives
-        tp_ppv = rng.binomial(200, ppv, REPS)  # precision: 200 reviewed flags
-        lo_c, hi_c = np.empty(REPS), np.empty(REPS)
-        for i in range(REPS):
-            # corrected_rate takes one confusion matrix; pass counts that reproduce both estimates.
-            tp = int(tp_se[i])
-            fn = 200 - tp
-            fp = round(tp * (200 - tp_ppv[i]) / max(tp_ppv[i], 1))
-            c = corrected_rate(int(k_obs[i]), n, tp, fp, fn, reps=1000, seed=i)
-            lo_c[i], hi_c[i] = c.lo, c.hi
-        rows.append({"rate": p, "n": n, "interval": "corrected (Se 0.8, PPV 0.9)", "coverage": _coverage(lo_c, hi_c, p),
-                     "median_width_per_100k": float(np.median(hi_c - lo_c)) * 1e5})
-    table = pl.DataFrame(rows)
-    with pl.Config(tbl_rows=20, tbl_width_chars=140):
-        print("\n", table)
-    assert table["coverage"].min() >= 0.93 and table["coverage"].max() <= 0.99, table
-
-
-def test_simulation_study_paired_test_size_under_no_change() -> None:
-    """No change: both releases flag each prefix independently with the same probability. The exact
-    paired test must reject at most alpha plus two Monte Carlo standard errors."""
-    rng = np.random.default_rng(7)
-    alpha = 0.05
-    for p in RATES:
-        n = int(30 / p)
-        discordant = rng.binomial(n, 2 * p * (1 - p), REPS)
-        c = rng.binomial(discordant, 0.5)
-        pvals = np.array([binomtest(int(ci), int(di), 0.5).pvalue if di else 1.0 for ci, di in zip(c, discordant)])
-        rejection = float(np.mean(pvals < alpha))
-        mcse = math.sqrt(alpha * (1 - alpha) / REPS)
-        print(f"rate {p:g}: n={n}, rejection rate under no change {rejection:.4f} (bound {alpha + 2 * mcse:.4f})")
-        assert rejection <= alpha + 2 * mcse
+def test_sensitivity_zero_gives_no_detection_floor_not_a_floor_of_one() -> None:
+    ok = pl.DataFrame({"prefix_id": [f"p{i}" for i in range(200)], "sample_index": [0] * 200, "flagged": [False] * 200,
+                       "weight": [1.0] * 200, "conversation_id": [f"c{i // 4}" for i in range(200)], "stratum": ["all"] * 200})
+    blind = {"sensitivity": 0.0, "tp": 0, "fn": 20, "fp": 0, "tn": 100}
+    row = forecast_row(ok, blind, None, ForecastConfig())
+    assert row["detection_floor_per_100k"] is None and "tp = 0" in row["correction_refused"]
+    plain = forecast_row(ok, None, None, ForecastConfig())
+    # Four prefixes per conversation: the floor is set by fewer effective prefixes than 200.
+    assert plain["detection_floor_per_100k"] > detection_floor(200) * 1e5 or plain["n_effective"] <= 200
+    assert plain["forecast_estimate"] == "weighted" and plain["forecast_lo_per_100k"] == 0.0 and plain["forecast_hi_per_100k"] > 0

@@ -225,14 +225,24 @@ class PostReleaseConfig(Strict):
         None, description="an eval-set source of curated adversarial prompts (HarmBench, AdvBench): the challenging-prompt baseline"
     )
     changed_fold: float = Field(1.5, gt=1, description="an observed change counts when it is at least this fold")
+    observation_days: int = Field(28, gt=0, description="a release's observed rates are final this many days after its release date")
+
+
+class ErrorModelConfig(Strict):
+    """How far observed rates land from forecasts, learned from earlier releases of the study; this prior
+    sets the prediction interval until there is history."""
+
+    prior_sd: float = Field(0.6, gt=0, description="sd of log(observed/forecast) before any history (0.6: median error 1.5x)")
+    prior_strength: float = Field(4.0, gt=0, description="how many scored forecasts the prior is worth")
+    category_groups: dict[str, str] = Field({}, description="category -> group sharing an error model (default: one group)")
 
 
 class ForecastConfig(Strict):
     primary_graders: dict[str, str] = Field({}, description="category -> grader id whose labels make its rate (default: the first non-human grader)")
     alpha: float = Field(0.05, gt=0, lt=0.5)
     direction_level: float = Field(0.1, gt=0, lt=1, description="BH-adjusted level for calling a direction vs the incumbent")
-    bootstrap_reps: int = Field(2000, ge=200)
     prefix_filter: PrefixFilter | None = Field(None, description="forecast from these prefixes only (the demo's 'simulated traffic' half)")
+    error_model: ErrorModelConfig = ErrorModelConfig()
 
 
 def release_chain_problems(releases: list[Any]) -> list[str]:

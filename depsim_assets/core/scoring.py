@@ -1,4 +1,5 @@
-"""Scoring forecasts against what was observed after release: direction, multiplicative error, coverage."""
+"""Scoring forecasts against what was observed after release: a direction confusion table, false alarms,
+multiplicative error (censored apart) and interval coverage, on the same category set for every method."""
 
 from __future__ import annotations
 
@@ -7,61 +8,120 @@ import math
 import numpy as np
 import polars as pl
 
-
-def multiplicative_error(forecast: float, observed: float, floor: float) -> tuple[float, bool]:
-    """exp|ln(forecast/observed)|, with a zero on either side floored at the detection limit (and the
-    result marked censored, since the true error may be smaller or larger)."""
-    censored = forecast <= 0 or observed <= 0
-    f = forecast if forecast > 0 else floor
-    o = observed if observed > 0 else floor
-    return math.exp(abs(math.log(f / o))), censored
+CLASSES = ("up", "down", "none")
+METHODS = ("depsim", "previous_production_rate", "challenging_prompts")
+UNAVAILABLE = {"challenging_prompts": "unavailable: no release has completions on a challenging-prompt set"}
 
 
-def observed_direction(ratio: float, lo: float, hi: float, fold: float) -> str | None:
-    """'up' / 'down' when the observed change is at least `fold` and its interval excludes 1; else None."""
-    if not (lo > 1 or hi < 1):
+def predicted_class(direction: str | None) -> str:
+    """'up' / 'down' / 'none' (no detectable change) / 'missing' (the method forecast nothing)."""
+    if direction is None:
+        return "missing"
+    return direction if direction in ("up", "down") else "none"
+
+
+def observed_direction(ratio: float | None, lo: float | None, hi: float | None, fold: float) -> str | None:
+    """'up' / 'down': changed at least `fold` with an interval excluding 1; 'none': no change of `fold`
+    (a significant 1.2x is 'none' here); 'unclear': at least `fold` but the interval includes 1 (not
+    scored for direction); None: no observed comparison."""
+    if ratio is None or lo is None or hi is None or math.isnan(ratio):
         return None
-    if ratio >= fold:
-        return "up"
-    if ratio <= 1 / fold:
-        return "down"
-    return None
+    big = ratio >= fold or ratio <= 1 / fold
+    if not big:
+        return "none"
+    if not (lo > 1 or hi < 1):
+        return "unclear"
+    return "up" if ratio >= fold else "down"
 
 
-def score(rows: pl.DataFrame, fold: float = 1.5) -> dict[str, float | int | None]:
-    """rows: one per (release, category) with predicted_direction, forecast/observed rates, the forecast
-    interval, the detection floor, and the observed change vs the incumbent (ratio with interval)."""
-    changed = rows.with_columns(
-        observed_direction=pl.struct("obs_ratio", "obs_ratio_lo", "obs_ratio_hi").map_elements(
-            lambda r: observed_direction(r["obs_ratio"], r["obs_ratio_lo"], r["obs_ratio_hi"], fold)
-            if r["obs_ratio"] is not None and not math.isnan(r["obs_ratio"]) else None, return_dtype=pl.String)
-    ).filter(pl.col("observed_direction").is_not_null())
-    hits = int((changed["predicted_direction"] == changed["observed_direction"]).sum())
-    abstained = int((changed["predicted_direction"] == "no detectable change").sum())
-    errors, censored = [], 0
+def multiplicative_error(forecast: float, observed: float, floor: float) -> tuple[float | None, bool]:
+    """exp|ln(forecast/observed)| when both are positive. With a zero on one side the true value lies in
+    [0, floor]: the error is censored and only its lower bound is returned (max(1, other/floor)), so a zero
+    never scores better or worse than what the floor allows. Both zero: no error at all (None, censored)."""
+    if forecast > 0 and observed > 0:
+        return math.exp(abs(math.log(forecast / observed))), False
+    other = max(forecast, observed)
+    if other <= 0:
+        return None, True
+    return max(1.0, other / floor) if floor and floor > 0 else None, True
+
+
+def confusion(rows: pl.DataFrame) -> dict[str, int]:
+    """Counts of predicted x observed direction, keys like 'up->none' (predicted up, observed none)."""
+    out = {f"{p}->{o}": 0 for p in (*CLASSES, "missing") for o in CLASSES}
+    for p, o in rows.select("predicted_class", "observed_direction").iter_rows():
+        if o in CLASSES:
+            out[f"{p}->{o}"] += 1
+    return out
+
+
+def _errors(rows: pl.DataFrame) -> dict[str, float | int | None]:
+    exact, bounds, both_zero = [], [], 0
     for f, o, floor in rows.select("forecast_rate", "observed_rate", "floor").iter_rows():
         if f is None or o is None:
             continue
-        e, c = multiplicative_error(f, o, floor)
-        errors.append(e)
-        censored += c
-    inside = rows.filter(pl.col("observed_rate").is_not_null() & pl.col("forecast_lo").is_not_null())
-    covered = int(((inside["observed_rate"] >= inside["forecast_lo"]) & (inside["observed_rate"] <= inside["forecast_hi"])).sum())
+        e, censored = multiplicative_error(f, o, floor)
+        if not censored:
+            exact.append(e)
+        elif e is None:
+            both_zero += 1
+        else:
+            bounds.append(e)
     return {
-        "changed_categories": len(changed),
-        "directional_accuracy": hits / len(changed) if len(changed) else None,
-        "abstention_rate": abstained / len(changed) if len(changed) else None,
-        "median_error": float(np.median(errors)) if errors else None,
-        "p90_error": float(np.quantile(errors, 0.9)) if errors else None,
-        "max_error": float(max(errors)) if errors else None,
-        "censored": censored,
-        "interval_coverage": covered / len(inside) if len(inside) else None,
-        "scored": len(errors),
+        "median_error": float(np.median(exact)) if exact else None, "p90_error": float(np.quantile(exact, 0.9)) if exact else None,
+        "max_error": float(max(exact)) if exact else None, "scored": len(exact),
+        "censored": len(bounds), "censored_error_lower_bound_median": float(np.median(bounds)) if bounds else None, "both_zero": both_zero,
     }
 
 
-METHODS = ("depsim", "previous_production_rate", "challenging_prompts")
-UNAVAILABLE = {"challenging_prompts": "unavailable: no release has completions on a challenging-prompt set"}
+def _coverage(rows: pl.DataFrame, lo: str, hi: str) -> float | None:
+    if lo not in rows.columns:
+        return None
+    inside = rows.filter(pl.col("observed_rate").is_not_null() & pl.col(lo).is_not_null() & pl.col(hi).is_not_null())
+    if inside.is_empty():
+        return None
+    return float(((inside["observed_rate"] >= inside[lo]) & (inside["observed_rate"] <= inside[hi])).mean())
+
+
+def classify(rows: pl.DataFrame, fold: float) -> pl.DataFrame:
+    return rows.with_columns(
+        predicted_class=pl.col("predicted_direction").map_elements(predicted_class, return_dtype=pl.String, skip_nulls=False),
+        observed_direction=pl.struct("obs_ratio", "obs_ratio_lo", "obs_ratio_hi").map_elements(
+            lambda r: observed_direction(r["obs_ratio"], r["obs_ratio_lo"], r["obs_ratio_hi"], fold), return_dtype=pl.String),
+    )
+
+
+def score(rows: pl.DataFrame, fold: float = 1.5) -> dict[str, object]:
+    """rows: one per (release, category) of one method, every category observed for the release (a
+    category the method did not forecast has predicted_direction null: a miss)."""
+    rows = classify(rows, fold)
+    table = confusion(rows)
+    changed = rows.filter(pl.col("observed_direction").is_in(["up", "down"]))
+    unchanged = rows.filter(pl.col("observed_direction") == "none")
+    hits = int((changed["predicted_class"] == changed["observed_direction"]).sum())
+    alarms = int(unchanged["predicted_class"].is_in(["up", "down"]).sum())
+    return {
+        "changed_categories": len(changed), "unchanged_categories": len(unchanged),
+        "unclear_categories": int((rows["observed_direction"] == "unclear").sum()),
+        "directional_accuracy": hits / len(changed) if len(changed) else None,
+        "abstention_rate": float((changed["predicted_class"] == "none").mean()) if len(changed) else None,
+        "missing_forecasts": int((rows["predicted_class"] == "missing").sum()),
+        "false_alarm_rate": alarms / len(unchanged) if len(unchanged) else None,
+        **_errors(rows),
+        "interval_coverage": _coverage(rows, "forecast_lo", "forecast_hi"),
+        "sampling_interval_coverage": _coverage(rows, "sampling_lo", "sampling_hi"),
+        "confusion": table,
+    }
+
+
+def complete(rows: pl.DataFrame, observed: pl.DataFrame) -> pl.DataFrame:
+    """Every method on the same (release, category) set: the observed one. A method's missing row becomes a
+    row with no forecast (a miss for direction, nothing for error or coverage). `observed`: release,
+    category, observed_rate and the observed change columns."""
+    present = [m for m in METHODS if "method" in rows.columns and m in set(rows["method"].to_list())]
+    grid = observed.join(pl.DataFrame({"method": present}, schema={"method": pl.String}), how="cross")
+    own = rows.drop([c for c in observed.columns if c not in ("release", "category")], strict=False)
+    return grid.join(own, on=["release", "category", "method"], how="left").sort("method", "release", "category")
 
 
 def summarize(rows: pl.DataFrame, fold: float = 1.5) -> list[dict[str, object]]:

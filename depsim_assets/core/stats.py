@@ -1,14 +1,15 @@
-"""Rate estimates and paired release comparisons that hold at rare rates. Estimators come from
-scipy/statsmodels; the few lines of arithmetic here only combine them.
+"""Rate estimates that hold at rare rates: exact intervals, the detection floor, the weighted (Hájek)
+rate with a design-based interval, and Benjamini-Hochberg. Estimators come from scipy/statsmodels; the
+few lines of arithmetic here only combine them. Paired comparisons live in `paired.py`, the grader
+correction in `correction.py`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import beta, norm
+from scipy.stats import t as student_t
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
@@ -46,89 +47,43 @@ def hajek(flags: np.ndarray, weights: np.ndarray) -> float:
     return float(np.sum(weights * flags) / np.sum(weights)) if len(flags) else math.nan
 
 
-def cluster_bootstrap(flags: np.ndarray, weights: np.ndarray, clusters: np.ndarray, reps: int = 2000, alpha: float = 0.05,
-                      seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of the Hájek rate, resampling whole conversations (clusters)."""
-    ids, inverse = np.unique(clusters, return_inverse=True)
-    wy = np.bincount(inverse, weights=weights * flags)
-    w = np.bincount(inverse, weights=weights)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(ids), size=(reps, len(ids)))
-    est = wy[draws].sum(axis=1) / w[draws].sum(axis=1)
-    return float(np.quantile(est, alpha / 2)), float(np.quantile(est, 1 - alpha / 2))
+def _cp_fractional(k: float, n: float, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson bounds from the beta quantiles, defined for non-integer (effective) counts."""
+    lo = float(beta.ppf(alpha / 2, k, n - k + 1)) if k > 0 else 0.0
+    hi = float(beta.ppf(1 - alpha / 2, k + 1, n - k)) if k < n else 1.0
+    return lo, hi
 
 
-@dataclass
-class Correction:
-    rate: float | None
-    lo: float | None
-    hi: float | None
-    method: str
-    refused_reason: str | None = None
+def weighted_interval(flags: np.ndarray, weights: np.ndarray, clusters: np.ndarray, strata: np.ndarray | None = None,
+                      alpha: float = 0.05) -> tuple[float, float, float]:
+    """Korn-Graubard (1998) interval for the Hájek rate under stratified, weighted, clustered sampling:
+    the design variance (Taylor linearisation, conversations as units within strata) turned into an
+    effective sample size n* = p(1-p)/var, then Clopper-Pearson on (p n*, n*), with n* scaled by the
+    degrees of freedom (conversations - strata). A percentile bootstrap by conversation covers 0.81-0.90
+    with 4-7 expected events; this holds at those counts. With nothing flagged the variance is 0, so
+    n* falls back to Kish's effective number of conversations and the lower bound is 0.
 
-
-MIN_CALIBRATION = 10
-
-
-def corrected_rate(k: int, n: int, tp: int, fp: int, fn: int, reps: int = 4000, alpha: float = 0.05, seed: int = 0) -> Correction:
-    """True rate ~ (flagged rate x precision) / sensitivity, with the uncertainty of all three carried
-    into the interval by Monte Carlo from their Jeffreys posteriors (Beta(x + 1/2, n - x + 1/2)).
-
-    Rogan-Gladen's (p + Sp - 1)/(Se + Sp - 1) is not used: at rare rates the false-positive term dominates
-    and the estimate goes negative. Refused, with the reason, when calibration has fewer than
-    MIN_CALIBRATION human-labelled positives for sensitivity or flagged items for precision.
-    """
-    method = "precision/sensitivity, Jeffreys-posterior Monte Carlo"
-    if tp + fn < MIN_CALIBRATION or tp + fp < MIN_CALIBRATION:
-        return Correction(None, None, None, method,
-                          f"calibration too thin: {tp + fn} human-labelled positives, {tp + fp} grader-flagged items (need {MIN_CALIBRATION} each)")
-    if n == 0:
-        return Correction(None, None, None, method, "no eligible prefixes")
-    rng = np.random.default_rng(seed)
-    p = rng.beta(k + 0.5, n - k + 0.5, reps)
-    ppv = rng.beta(tp + 0.5, fp + 0.5, reps)
-    se = rng.beta(tp + 0.5, fn + 0.5, reps)
-    draws = np.clip(p * ppv / se, 0, 1)
-    point = min(1.0, (k / n) * (tp / (tp + fp)) / (tp / (tp + fn))) if tp else 0.0
-    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    return Correction(point, float(lo) if k else 0.0, float(hi), method)
-
-
-@dataclass
-class Paired:
-    a: int  # flagged in both
-    b: int  # incumbent only
-    c: int  # candidate only
-    n: int  # pairs
-    ratio: float
-    ratio_lo: float
-    ratio_hi: float
-    p_value: float
-
-
-def paired_comparison(incumbent: np.ndarray, candidate: np.ndarray, alpha: float = 0.05) -> Paired:
-    """Candidate vs incumbent on the same prefixes: exact McNemar (a binomial test of c among the b + c
-    discordant pairs) and the rate ratio (a + c)/(a + b), with its interval from the Clopper-Pearson
-    interval of c/(b + c), holding the concordant count a fixed. Defined with zero cells."""
-    inc, cand = incumbent.astype(bool), candidate.astype(bool)
-    a, b, c = int((inc & cand).sum()), int((inc & ~cand).sum()), int((~inc & cand).sum())
-    d = b + c
-    p_value = float(binomtest(c, d, 0.5).pvalue) if d else 1.0
-    ratio = (a + c) / (a + b) if a + b else (math.inf if a + c else math.nan)
-    if not d:
-        # No discordant pair: conditioning on b + c = 0 would give the zero-width interval [1, 1]. Bound the
-        # discordant count instead (exact upper bound of 0 in n), each way: a rate could have moved that much.
-        n = len(inc)
-        d_hi = n * (1 - (alpha / 2) ** (1 / n)) if n else math.inf
-        lo, hi = (a / (a + d_hi), (a + d_hi) / a) if a else (0.0, math.inf)
-        return Paired(a, b, c, n, ratio, lo, hi, p_value)
-    lo_pi, hi_pi = proportion_confint(c, d, alpha=alpha, method="beta")
-
-    def f(pi: float) -> float:
-        den = a + d * (1 - pi)
-        return (a + d * pi) / den if den > 0 else math.inf
-
-    return Paired(a, b, c, len(inc), ratio, f(lo_pi), f(hi_pi), p_value)
+    Returns (lo, hi, n_effective)."""
+    if not len(flags):
+        return math.nan, math.nan, 0.0
+    strata = np.zeros(len(flags), dtype=int) if strata is None else strata
+    p = hajek(flags, weights)
+    s_codes, c_codes = np.unique(strata, return_inverse=True)[1], np.unique(clusters, return_inverse=True)[1]
+    ids, first, inverse = np.unique(s_codes * (int(c_codes.max()) + 1) + c_codes, return_index=True, return_inverse=True)
+    z = np.bincount(inverse, weights=weights * (flags - p)) / weights.sum()
+    w_c = np.bincount(inverse, weights=weights)
+    s_ids, s_inv = np.unique(strata[first], return_inverse=True)
+    m_h = np.bincount(s_inv)
+    zbar = np.bincount(s_inv, weights=z) / m_h
+    scale = np.where(m_h > 1, m_h / np.maximum(m_h - 1, 1), 0.0)
+    var = float(np.sum(scale[s_inv] * (z - zbar[s_inv]) ** 2))
+    df = max(len(ids) - len(s_ids), 1)
+    kish = float(w_c.sum() ** 2 / np.sum(w_c**2))
+    n_eff = min(p * (1 - p) / var, float(len(flags))) if var > 0 and 0 < p < 1 else kish
+    z_crit = float(norm.ppf(1 - alpha / 2))
+    n_eff *= (z_crit / float(student_t.ppf(1 - alpha / 2, df))) ** 2
+    lo, hi = _cp_fractional(p * n_eff, n_eff, alpha)
+    return lo, hi, n_eff
 
 
 def benjamini_hochberg(p_values: list[float]) -> list[float]:
