@@ -15,14 +15,14 @@ def forecast_lines(study: Study) -> list[str]:
     if fc.is_empty():
         return []
     cmp = study.warehouse.read_or_empty("release_comparison", all_partitions=True)
-    lines = [f"forecasts per 100k messages (95% Clopper-Pearson), direction vs the incumbent [{study.config.study}]"]
+    lines = [f"forecasts of record per 100k messages (estimate, 95% sampling interval), direction vs the incumbent [{study.config.study}]"]
     for rel in study.config.releases:
         lines.append(f"  {rel.name}" + (f" (vs {rel.incumbent})" if rel.incumbent else " (no incumbent)"))
         for r in fc.filter(pl.col("release") == rel.name).sort("category").iter_rows(named=True):
             d = cmp.filter((pl.col("release") == rel.name) & (pl.col("category") == r["category"])) if "direction" in cmp.columns else cmp
             direction = f"  {d['direction'].item()} (x{d['rate_ratio'].item():.2f})" if len(d) and "direction" in d.columns else ""
-            lines.append(f"    {r['category']:<18} n={r['n_eligible']:>4} flagged={r['flagged']:>4} rate {_fmt(r['rate_per_100k']):>7} "
-                         f"[{_fmt(r['cp_lo_per_100k'])}, {_fmt(r['cp_hi_per_100k'])}]{direction}")
+            lines.append(f"    {r['category']:<18} n={r['n_eligible']:>4} flagged={r['flagged']:>4} {r['forecast_estimate']:<9} "
+                         f"{_fmt(r['forecast_rate_per_100k']):>7} [{_fmt(r['forecast_lo_per_100k'])}, {_fmt(r['forecast_hi_per_100k'])}]{direction}")
     return lines
 
 
@@ -34,7 +34,8 @@ def scorecard_lines(study: Study) -> list[str]:
         return [f"scorecard [{study.config.study}]: no observed post-release rates configured"]
     fold = study.config.post_release.changed_fold
     lines = [f"scorecard [{study.config.study}]: forecasts vs observed post-release rates (changed = >= {fold}x, interval excludes 1)",
-             f"  {'method':<26}{'changed':>8}{'dir.acc':>9}{'abstain':>9}{'median x':>10}{'p90 x':>8}{'max x':>8}{'censored':>9}{'coverage':>10}"]
+             f"  {'method':<26}{'changed':>8}{'dir.acc':>9}{'abstain':>9}{'unchanged':>10}{'false al.':>10}{'median x':>10}{'p90 x':>8}"
+             f"{'censored':>9}{'PI cover':>9}{'sampling':>9}"]
 
     def f(v: object) -> str:
         return "-" if v is None else format(v, ".2f")
@@ -44,5 +45,6 @@ def scorecard_lines(study: Study) -> list[str]:
             lines.append(f"  {s['method']:<26}  {s['note']}")
             continue
         lines.append(f"  {s['method']:<26}{s['changed_categories']:>8}{f(s['directional_accuracy']):>9}{f(s['abstention_rate']):>9}"
-                     f"{f(s['median_error']):>10}{f(s['p90_error']):>8}{f(s['max_error']):>8}{s['censored']:>9}{f(s['interval_coverage']):>10}")
+                     f"{s['unchanged_categories']:>10}{f(s['false_alarm_rate']):>10}{f(s['median_error']):>10}{f(s['p90_error']):>8}"
+                     f"{s['censored'] + s['both_zero']:>9}{f(s['interval_coverage']):>9}{f(s['sampling_interval_coverage']):>9}")
     return lines

@@ -73,9 +73,11 @@ ALL_RELEASES = dg.AllPartitionMapping()
     deps=[dg.AssetDep("release_comparison", partition_mapping=ALL_RELEASES)],
     kinds={"polars", "parquet"},
     description="Every release's forecasts (from the ledger, entries recorded before its release date) scored "
-    "against its observed post-release rates, next to the previous-production-rate baseline: directional "
-    "accuracy on categories that changed >= 1.5x (abstentions count as misses), multiplicative error (median, "
-    "p90, max; zeros floored at the detection limit and marked censored), interval coverage, taxonomy coverage. "
+    "against its observed post-release rates, next to the previous-production-rate and challenging-prompt "
+    "baselines, every method on the same categories: a direction confusion table, directional accuracy on "
+    "categories that changed >= 1.5x (abstentions and missing forecasts count as misses), false-alarm rate on "
+    "unchanged ones, multiplicative error (median, p90, max over uncensored rows; zeros reported apart as "
+    "bounds), coverage of the prediction interval and of the sampling-only one, taxonomy coverage. "
     "Valid with partial data: releases not yet forecast or observed are listed, not scored.",
 )
 def forecast_scorecard(
@@ -110,18 +112,24 @@ def forecast_scorecard(
     challenging = challenging_rows(labels, prefixes, cfg, graders)
     rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
     rows = rows.filter(pl.col("release").is_in(scorable))
-    table = pl.DataFrame(summarize(rows, cfg.post_release.changed_fold), infer_schema_length=None)
+    cards = summarize(rows, cfg.post_release.changed_fold)
+    confusion = pl.DataFrame([{"method": c["method"], "predicted": k.split("->")[0], "observed": k.split("->")[1], "count": v}
+                              for c in cards for k, v in c.get("confusion", {}).items() if v],
+                             schema={"method": pl.String, "predicted": pl.String, "observed": pl.String, "count": pl.Int64})
+    table = pl.DataFrame([{k: v for k, v in c.items() if k != "confusion"} for c in cards], infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()
     simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique()
     coverage = float(seen.is_in(simulated).mean()) if len(seen) else None
     return dg.Output(
         rows,
         metadata={
-            "scorecard": table_md(table.drop("note", strict=False), first=("method", "directional_accuracy", "changed_categories")),
+            "scorecard": table_md(table.drop("note", strict=False),
+                                  first=("method", "directional_accuracy", "false_alarm_rate", "changed_categories", "interval_coverage")),
+            "direction_confusion": table_md(confusion, first=("method", "predicted", "observed")),
             "scored_rows": table_md(rows, first=("release", "category", "method", "predicted_direction", "forecast_rate", "observed_rate")),
             "taxonomy_coverage": coverage if coverage is not None else "n/a",
             "scored_releases": dg.MetadataValue.json(scorable), **base_meta,
-            "forecast_vs_observed": scorecard_plot(rows.filter(pl.col("method") == "depsim")),
+            "forecast_vs_observed": scorecard_plot(rows.filter((pl.col("method") == "depsim") & pl.col("forecast_rate").is_not_null())),
             "flagged_examples": md_table(_examples(labels, regenerated_completions.collect(), privacy_key.key()), 40),
         },
     )

@@ -62,7 +62,7 @@ def test_comparison_refuses_different_snapshots(hh_study: Path, dagster_home: Pa
     assert "different prefix snapshots" in failure.message and "snap-older" in failure.message
 
 
-def test_weighted_rates_bootstrap_by_conversation_when_prefixes_share_a_conversation() -> None:
+def test_weighted_rates_with_a_design_based_interval_when_prefixes_share_a_conversation() -> None:
     n = 400
     labels = pl.DataFrame({
         "prefix_id": [f"c{i // 2}#{i % 2}" for i in range(n)], "sample_index": [0] * n, "category": ["refusal"] * n,
@@ -70,9 +70,12 @@ def test_weighted_rates_bootstrap_by_conversation_when_prefixes_share_a_conversa
         "severity": [None] * n, "rationale": [""] * n, "status": ["ok"] * n, "failure_reason": [None] * n, "eligible": [True] * n,
     })
     prefixes = pl.DataFrame({"prefix_id": labels["prefix_id"], "conversation_id": [f"c{i // 2}" for i in range(n)],
-                             "weight": np.where(np.arange(n) < 200, 1.0, 3.0), "snapshot_id": ["s"] * n})
-    row = rate_forecasts(labels, prefixes, pl.DataFrame(), ForecastConfig(bootstrap_reps=500)).row(0, named=True)
-    assert row["weighted_interval"] == "bootstrap by conversation"
+                             "weight": np.where(np.arange(n) < 200, 1.0, 3.0), "stratum": np.where(np.arange(n) < 200, "a", "b"),
+                             "snapshot_id": ["s"] * n})
+    row = rate_forecasts(labels, prefixes, pl.DataFrame(), ForecastConfig()).row(0, named=True)
+    # No calibration: the forecast of record is the weighted rate, with its sampling-only interval.
+    assert row["forecast_estimate"] == "weighted" and row["forecast_rate_per_100k"] == row["weighted_rate_per_100k"]
+    assert row["correction_refused"] == "no calibration for this grader and category" and row["n_effective"] > 0
     flags = labels["flagged"].cast(pl.Float64).to_numpy()
     w = prefixes["weight"].to_numpy()
     assert row["weighted_rate_per_100k"] == pytest.approx(float((w * flags).sum() / w.sum()) * 1e5)

@@ -1,5 +1,6 @@
 """Replay prefixes, sampling weights, snapshot ids and the sample-size calculator."""
 
+import math
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +15,9 @@ from depsim_assets.core.config import (
 )
 from depsim_assets.core.ingest import ingest
 from depsim_assets.core.power import (
+    design_effect,
     events_for_precision,
+    paired_power,
     sample_size,
     sample_size_detect,
     sample_size_precision,
@@ -104,7 +107,12 @@ def test_sample_size_known_values() -> None:
     assert events_for_precision(1.5) == 29
     assert 270_000 <= sample_size_precision(1e-4) <= 290_000
     assert events_for_precision(2.0) < events_for_precision(1.5) < events_for_precision(1.2)
-    assert sample_size(SampleTarget(kind="precision", rate=1e-4, sensitivity=1.0)) == sample_size_precision(1e-4)
+    # The config's precision target asks for assurance (probability) over the realised count, not the mean.
+    assert sample_size(SampleTarget(kind="precision", rate=1e-4, probability=0.9)) == sample_size_precision(1e-4, assurance=0.9) > 290_000
+    # Design effects multiply: 4 prefixes per conversation at icc 0.2 and weights with cv 0.5 -> 1.6 x 1.25 = 2.
+    assert design_effect(4, 0.2, 0.5) == pytest.approx(2.0)
+    clustered = SampleTarget(kind="detect", rate=1e-3, prefixes_per_conversation=4, icc=0.2, weight_cv=0.5)
+    assert sample_size(clustered) == math.ceil(2.0 * sample_size_detect(1e-3))
     with pytest.raises(ValueError):
         sample_size_detect(0.0)
 
@@ -125,3 +133,15 @@ def test_ids_and_sampling_come_from_sha256_not_a_library_hash() -> None:
     sample, _ = sample_prefixes(p, PrefixConfig(sampling=SamplingConfig(method="uniform", size=3, seed=7)))
     lowest = sorted(ids, key=lambda i: hashlib.sha256(f"7\x1f{i}".encode()).hexdigest())[:3]
     assert sorted(sample["prefix_id"].to_list()) == sorted(lowest)
+
+
+def test_paired_power_under_bh_and_the_compare_target() -> None:
+    """A 1.5x change with 10 expected incumbent events, BH across 20 categories: almost never called (the
+    issue's 0.04); alone it is still under 0.5. The compare target sizes the study for power 0.8."""
+    low = paired_power(1e-3, 1.5, 10_000, overlap=0.5, categories=20)
+    alone = paired_power(1e-3, 1.5, 10_000, overlap=0.5, categories=1)
+    assert low < 0.1 and low < alone < 0.5
+    assert paired_power(1e-3, 1.5, 10_000, categories=20, deff=2.0) < paired_power(1e-3, 1.5, 20_000, categories=20)
+    target = SampleTarget(kind="compare", rate=1e-3, fold=1.5, probability=0.8, overlap=0.5, categories=20)
+    n = sample_size(target)
+    assert paired_power(1e-3, 1.5, n, overlap=0.5, categories=20) >= 0.8 > paired_power(1e-3, 1.5, int(n * 0.8), overlap=0.5, categories=20)

@@ -68,11 +68,21 @@ class PrivacyConfig(Strict):
 
 
 class SampleTarget(Strict):
-    kind: Literal["detect", "precision"]
-    rate: float = Field(gt=0, lt=1)
+    """What the sample must achieve: `detect` a rate at least once, estimate it to a `precision`, or
+    `compare` a release with its incumbent (power to see a `fold` change after BH across categories)."""
+
+    kind: Literal["detect", "precision", "compare"]
+    rate: float = Field(gt=0, lt=1, description="the behaviour's rate (compare: the incumbent's)")
     sensitivity: float = Field(1.0, gt=0, le=1)
-    probability: float = Field(0.95, gt=0, lt=1)
-    fold: float = Field(1.5, gt=1, description="precision: interval no wider than x/÷ fold")
+    probability: float = Field(0.95, gt=0, lt=1, description="detect: chance of at least one flag; precision: assurance that "
+                               "the realised interval meets the fold; compare: power")
+    fold: float = Field(1.5, gt=1, description="precision: interval no wider than x/÷ fold; compare: the change to see")
+    overlap: float = Field(0.5, ge=0, le=1, description="compare: share of the incumbent's flagged prefixes the candidate also flags")
+    categories: int = Field(20, ge=1, description="compare: categories tested together (Benjamini-Hochberg)")
+    level: float = Field(0.1, gt=0, lt=1, description="compare: BH level for calling a direction")
+    prefixes_per_conversation: float = Field(1.0, ge=1, description="design effect of clustering: 1 + (m - 1) icc")
+    icc: float = Field(0.0, ge=0, le=1, description="intra-conversation correlation of flags")
+    weight_cv: float = Field(0.0, ge=0, description="coefficient of variation of sampling weights (Kish: 1 + cv^2)")
 
 
 class SamplingConfig(Strict):

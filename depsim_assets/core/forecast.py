@@ -103,6 +103,8 @@ def rate_forecasts(labels: pl.DataFrame, prefixes: pl.DataFrame, calibration: pl
                    review_graders: set[str] | None = None) -> pl.DataFrame:
     out = []
     review_graders = review_graders or set()
+    if "stratum" not in prefixes.columns:  # unstratified sample
+        prefixes = prefixes.with_columns(stratum=pl.lit("all"))
     items = labels.join(prefixes.select("prefix_id", "conversation_id", "weight", "stratum", "snapshot_id"), on="prefix_id", how="left")
     for category in sorted(labels["category"].unique().to_list()):
         grader = primary_grader(labels, category, cfg)

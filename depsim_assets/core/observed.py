@@ -98,18 +98,20 @@ def challenging_rows(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyCon
                          "p_value": r.p_value if r else None, "incumbent_only": r.b if r else 0, "candidate_only": r.c if r else 0,
                          "forecast_rate": k / n * PER, "forecast_lo": lo * PER, "forecast_hi": hi * PER, "floor": detection_floor(n) * PER})
         if rows:
-            table = pl.DataFrame(rows)
+            table = pl.DataFrame(rows, schema_overrides={"p_value": pl.Float64})
             tested = table.filter(pl.col("p_value").is_not_null())
             directed = with_directions(tested, cfg.forecasting.direction_level) if len(tested) else tested.with_columns(
                 direction=pl.lit(None, pl.String))
             parts.append(table.join(directed.select("category", predicted_direction="direction"), on="category", how="left"))
     if not parts:
         return empty
-    return pl.concat(parts).select("release", "category", "method", "predicted_direction", "forecast_rate", "forecast_lo", "forecast_hi", "floor")
+    return pl.concat(parts, how="diagonal_relaxed").select("release", "category", "method", "predicted_direction", "forecast_rate", "forecast_lo", "forecast_hi", "floor")
 
 
 def clusters_of(pairs: pl.DataFrame, prefixes: pl.DataFrame) -> np.ndarray:
     """Each pair's conversation (its prefix id when the conversation is unknown)."""
+    if "conversation_id" not in prefixes.columns:
+        return pairs["prefix_id"].to_numpy()
     return pairs.join(prefixes.select("prefix_id", "conversation_id"), on="prefix_id", how="left")["conversation_id"].fill_null(
         pairs["prefix_id"]).to_numpy()
 
@@ -145,6 +147,6 @@ def scoring_rows(ledger: pl.DataFrame, observed: pl.DataFrame, changes: pl.DataF
     parts = [p for p in (depsim, previous, challenging) if p is not None and "method" in p.columns]
     rows = pl.concat(parts, how="diagonal_relaxed")
     grid = obs.join(changes, on=["release", "category"], how="left").select(
-        "release", "category", "observed_rate", "observed_floor", "obs_ratio", "obs_ratio_lo", "obs_ratio_hi")
+        "release", "category", "observed_rate", "observed_lo", "observed_hi", "observed_floor", "obs_ratio", "obs_ratio_lo", "obs_ratio_hi")
     full = complete(rows, grid)
     return full.with_columns(floor=pl.max_horizontal("floor", "observed_floor"))

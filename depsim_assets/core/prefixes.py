@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 import polars as pl
 
 from depsim_assets.core.config import PrefixConfig
-from depsim_assets.core.power import sample_size
+from depsim_assets.core.power import design_effect, sample_size
 
 LENGTH_BUCKETS = [500, 2000, 8000]
 
@@ -87,6 +87,7 @@ def sample_prefixes(prefixes: pl.DataFrame, cfg: PrefixConfig) -> tuple[pl.DataF
         needed = sample_size(s.target)
         info["target"] = s.target.model_dump()
         info["needed_for_target"] = needed
+        info["design_effect"] = design_effect(s.target.prefixes_per_conversation, s.target.icc, s.target.weight_cv)
         target_n = needed if target_n is None else min(target_n, needed)
     if s.method == "all" or target_n is None or target_n >= len(prefixes):
         info["sampled"] = len(prefixes)
