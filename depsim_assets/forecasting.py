@@ -8,7 +8,6 @@ import polars as pl
 from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.ledger import append as append_ledger
-from depsim_assets.core.ledger import entries_before
 from depsim_assets.core.prediction import history, predict
 from depsim_assets.core.observed import filter_prefix_ids
 from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
@@ -48,21 +47,21 @@ def rate_forecasts(
     return dg.Output(table, metadata={"categories": len(table), "forecast": table_md(shown)})
 
 
-def _with_prediction(study: StudyResource, release: str, own: pl.DataFrame, observed: pl.DataFrame) -> pl.DataFrame:
-    """The forecast of record with its prediction interval for the observed rate, from the error model of
-    earlier releases whose observation windows have closed (earlier in the release list; dated ones
-    `observation_days` after their release date)."""
+def _with_prediction(study: StudyResource, release: str, forecasts: pl.DataFrame, observed: pl.DataFrame) -> pl.DataFrame:
+    """This release's forecast of record with its prediction interval for the observed rate, from the error
+    model of releases listed earlier whose observation windows have closed (dated ones: `observation_days`
+    after their release date). Their forecasts come from their rate_forecasts partitions (declared inputs),
+    not from ledger entries another run may not have written yet, so every run order gives the same interval."""
     cfg = study.load().config
+    own = forecasts.filter(pl.col("release") == release).drop("release")
     if own.is_empty() or "forecast_rate_per_100k" not in own.columns:
         return own
     names = [r.name for r in cfg.releases]
-    earlier = names[: names.index(release)]
     today = dt.datetime.now(dt.UTC).date()
-    closed = {r.name for r in cfg.releases if r.name in earlier and
-              (r.release_date is None or r.release_date + dt.timedelta(days=cfg.post_release.observation_days) < today)}
-    ledger = entries_before(study.load().ledger_path, {r.name: r.release_date for r in cfg.releases if r.name in closed})
+    closed = {r.name for r in cfg.releases[: names.index(release)]
+              if r.release_date is None or r.release_date + dt.timedelta(days=cfg.post_release.observation_days) < today}
     em = cfg.forecasting.error_model
-    past = history(ledger, observed, earlier, closed, cfg.forecasting.alpha)
+    past = history(forecasts, observed, names, closed, cfg.forecasting.alpha)
     return predict(own, past, em.category_groups, cfg.forecasting.alpha, em.prior_sd, em.prior_strength)
 
 
@@ -75,15 +74,16 @@ def _record(study: StudyResource, release: str, record: pl.DataFrame, labels: pl
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
-    ins={**{name: dg.AssetIn(partition_mapping=WITH_INCUMBENT) for name in ("graded_labels", "regenerated_completions", "rate_forecasts")},
-         "observed_production_rates": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    ins={**{name: dg.AssetIn(partition_mapping=WITH_INCUMBENT) for name in ("graded_labels", "regenerated_completions")},
+         **{name: dg.AssetIn(partition_mapping=dg.AllPartitionMapping()) for name in ("rate_forecasts", "observed_production_rates")}},
     kinds={"polars", "parquet"},
     description="The release against its incumbent on the same prefixes (same snapshot id, else it fails): per "
     "category the rate ratio with a Bonett-Price interval and a paired test (exact McNemar with one prefix per "
     "conversation, else a sign-flip test over conversations with the interval widened by the design effect), "
     "Benjamini-Hochberg across categories, and a predicted direction (up, down, no detectable change). Appends "
     "the forecast of record to the hash-chained ledger with its prediction interval for the observed rate, "
-    "learned from earlier releases' observed rates (declared: every release's observed_production_rates).",
+    "learned from earlier releases' forecasts and observed rates (declared: every release's rate_forecasts and "
+    "observed_production_rates).",
 )
 def release_comparison(
     context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.LazyFrame, regenerated_completions: pl.LazyFrame,
@@ -95,7 +95,7 @@ def release_comparison(
     observed = observed_production_rates.collect()
     snaps = regenerated_completions.select("release", "snapshot_id").collect().group_by("release").agg(pl.col("snapshot_id").unique())
     forecasts = rate_forecasts.collect()
-    own = _with_prediction(study, release.name, forecasts.filter(pl.col("release") == release.name).drop("release"), observed)
+    own = _with_prediction(study, release.name, forecasts, observed)
     if release.incumbent is None:
         head = _record(study, release.name, own, labels, s.config_hash)
         return dg.Output(pl.DataFrame(schema={"category": pl.String}),
@@ -119,7 +119,7 @@ def release_comparison(
     if "direction" in table.columns:
         own = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left")
     head = _record(study, release.name, own.with_columns(incumbent=pl.lit(release.incumbent)), labels, s.config_hash)
-    plot_rows = forecasts.select("release", "category", rate="forecast_rate_per_100k", lo="forecast_lo_per_100k",
+    plot_rows = forecasts.filter(pl.col("release").is_in([release.name, release.incumbent])).select("release", "category", rate="forecast_rate_per_100k", lo="forecast_lo_per_100k",
                                  hi="forecast_hi_per_100k").drop_nulls()
     record_cols = ["category", "direction", "forecast_estimate", "forecast_rate_per_100k", "pi_lo_per_100k", "pi_hi_per_100k",
                    "forecast_lo_per_100k", "forecast_hi_per_100k", "error_model"]

@@ -121,10 +121,10 @@ def _prediction_coverage(rng: np.random.Generator, shift_sd: float, releases: in
         f_lo, f_hi = proportion_confint(d["k"], n_sim, method="beta")
         o_lo, o_hi = proportion_confint(d["k_obs"], n_obs, method="beta")
         f_lo, o_lo = np.nan_to_num(f_lo), np.nan_to_num(o_lo)
-        past = [(i, j) for i in range(releases) for j in range(cats)]
-        residuals = np.array([log_rate(o[i, j], o_floor) - log_rate(f[i, j], f_floor) for i, j in past])
-        variances = np.array([log_variance(f_lo[i, j], f_hi[i, j], f_floor, 0.05) for i, j in past])
-        obs_var = np.array([log_variance(o_lo[i, j], o_hi[i, j], o_floor, 0.05) for i, j in past])
+        past = slice(0, releases)
+        residuals = (log_rate(o[past], o_floor) - log_rate(f[past], f_floor)).ravel()
+        variances = log_variance(f_lo[past], f_hi[past], f_floor, 0.05).ravel()
+        obs_var = log_variance(o_lo[past], o_hi[past], o_floor, 0.05).ravel()
         model = fit(residuals, variances, obs_var, "all", 0.6, 4)
         for j in range(cats):
             _, lo, hi = interval(model, f[releases, j], f_lo[releases, j], f_hi[releases, j], f_floor, 0.05)

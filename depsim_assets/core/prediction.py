@@ -44,21 +44,23 @@ class ErrorModel:
     source: str
 
 
-def log_rate(rate: float | None, floor: float | None) -> float:
-    floor = floor if floor and floor > 0 and math.isfinite(floor) else None
-    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
-        return math.nan
-    if rate > 0:
-        return math.log(rate)
-    return math.log(floor / 2) if floor else math.nan
+def log_rate(rate, floor):
+    """log of a rate, zeros moved to half the detection floor; NaN where neither is usable. Scalars or
+    arrays (vectorised for simulation studies)."""
+    r = np.asarray(rate if rate is not None else np.nan, dtype=float)
+    f = np.asarray(floor if floor is not None else np.nan, dtype=float)
+    f = np.where((f > 0) & np.isfinite(f), f, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(r > 0, np.log(np.where(r > 0, r, 1.0)), np.log(f / 2))
+    out = np.where(np.isnan(r), np.nan, out)
+    return float(out) if out.ndim == 0 else out
 
 
-def log_variance(lo: float | None, hi: float | None, floor: float | None, alpha: float) -> float:
+def log_variance(lo, hi, floor, alpha: float):
     """Sampling variance on the log scale implied by an interval (zeros moved to half the floor)."""
-    a, b = log_rate(lo, floor), log_rate(hi, floor)
-    if math.isnan(a) or math.isnan(b):
-        return math.nan
-    return ((b - a) / (2 * norm.ppf(1 - alpha / 2))) ** 2
+    a, b = np.asarray(log_rate(lo, floor)), np.asarray(log_rate(hi, floor))
+    out = ((b - a) / (2 * norm.ppf(1 - alpha / 2))) ** 2
+    return float(out) if out.ndim == 0 else out
 
 
 def fit(residuals: np.ndarray, variances: np.ndarray, observed_variances: np.ndarray, group: str,
@@ -133,8 +135,8 @@ def predict(forecasts: pl.DataFrame, history: pl.DataFrame, groups: dict[str, st
 
 def history(ledger: pl.DataFrame, observed: pl.DataFrame, releases: list[str], closed: set[str], alpha: float) -> pl.DataFrame:
     """Residuals of the forecasts of record of `releases` (earlier ones whose observation windows closed,
-    listed in `closed`) against their observed rates. `ledger`: one entry per (release, category), as
-    `ledger.entries_before` returns; `observed`: observed_production_rates with a release column."""
+    listed in `closed`) against their observed rates. `ledger`: forecast rows with a release column (ledger
+    entries or rate_forecasts partitions); `observed`: observed_production_rates with a release column."""
     use = [r for r in releases if r in closed]
     if not use or ledger.is_empty() or observed.is_empty() or "rate_per_100k" not in observed.columns:
         return pl.DataFrame(schema={**HISTORY_SCHEMA, "observed_variance": pl.Float64})
