@@ -178,3 +178,28 @@ def test_challenging_prompt_baseline_from_an_adversarial_source() -> None:
     # Without a configured source the baseline is unavailable, not invented.
     cfg_none = cfg.model_copy(update={"post_release": cfg.post_release.model_copy(update={"challenging_source": None})})
     assert challenging_rows(frame, prefixes, cfg_none, {"unsafe_compliance": "rules"}).is_empty()
+
+
+def test_prediction_interval_prior_without_history_and_only_closed_releases_after() -> None:
+    """No history: the stated prior alone (sd 0.6, worth 4) sets the width. With history, only releases
+    whose windows closed are learned from."""
+    import math
+
+    from scipy.stats import t
+
+    from depsim_assets.core.prediction import history, predict
+
+    def forecast(release: str, rate: float) -> dict:
+        return {"release": release, "category": "c", "forecast_rate_per_100k": rate, "forecast_lo_per_100k": rate,
+                "forecast_hi_per_100k": rate, "detection_floor_per_100k": 1.0}
+
+    forecasts = pl.DataFrame([forecast("a", 100.0), forecast("b", 100.0), forecast("new", 100.0)])
+    observed = pl.DataFrame({"release": ["a", "b"], "category": ["c", "c"], "rate_per_100k": [300.0, 1000.0],
+                             "lo_per_100k": [300.0, 1000.0], "hi_per_100k": [300.0, 1000.0], "floor_per_100k": [1.0, 1.0]})
+    own = forecasts.filter(pl.col("release") == "new").drop("release")
+    prior = predict(own, history(forecasts, observed, ["a", "b"], set(), 0.05), {}, 0.05, 0.6, 4.0).row(0, named=True)
+    half = t.ppf(0.975, 4) * 0.6 * math.sqrt(1 + 1 / 2)  # zero-width sampling interval: the prior only
+    assert prior["error_history"] == 0 and prior["pi_hi_per_100k"] == pytest.approx(100 * math.exp(half))
+    learned = predict(own, history(forecasts, observed, ["a", "b"], {"a"}, 0.05), {}, 0.05, 0.6, 4.0).row(0, named=True)
+    # Only 'a' (observed 3x the forecast) is learned from: the bias moves the centre up by ln(3) / (1 + 2).
+    assert learned["error_history"] == 1 and learned["pi_centre_per_100k"] == pytest.approx(100 * 3 ** (1 / 3))
