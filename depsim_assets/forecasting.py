@@ -8,8 +8,8 @@ import polars as pl
 from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.ledger import append as append_ledger
-from depsim_assets.core.prediction import history, predict
 from depsim_assets.core.observed import filter_prefix_ids
+from depsim_assets.core.prediction import history, predict
 from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
 from depsim_assets.metadata import rates_plot
 from depsim_assets.metadata import table as table_md
@@ -119,15 +119,16 @@ def release_comparison(
     if "direction" in table.columns:
         own = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left")
     head = _record(study, release.name, own.with_columns(incumbent=pl.lit(release.incumbent)), labels, s.config_hash)
-    plot_rows = forecasts.filter(pl.col("release").is_in([release.name, release.incumbent])).select("release", "category", rate="forecast_rate_per_100k", lo="forecast_lo_per_100k",
-                                 hi="forecast_hi_per_100k").drop_nulls()
+    plot_rows = forecasts.filter(pl.col("release").is_in([release.name, release.incumbent])).select(
+        "release", "category", rate="forecast_rate_per_100k", lo="forecast_lo_per_100k", hi="forecast_hi_per_100k").drop_nulls()
     record_cols = ["category", "direction", "forecast_estimate", "forecast_rate_per_100k", "pi_lo_per_100k", "pi_hi_per_100k",
                    "forecast_lo_per_100k", "forecast_hi_per_100k", "error_model"]
     return dg.Output(
         table.with_columns(incumbent=pl.lit(release.incumbent)),
         metadata={
             "incumbent": release.incumbent, "ledger_head": head,
-            "forecast_of_record": table_md(own.select([c for c in record_cols if c in own.columns])), "snapshot_id": found[release.name][0] if found[release.name] else "",
+            "forecast_of_record": table_md(own.select([c for c in record_cols if c in own.columns])),
+            "snapshot_id": found[release.name][0] if found[release.name] else "",
             "comparison": table_md(table.select("category", "direction", "candidate_rate_per_100k", "incumbent_rate_per_100k", "rate_ratio",
                                                 "ratio_lo", "ratio_hi", "p_adjusted_bh", "pairs") if "pairs" in table.columns else table),
             "rates_plot": rates_plot(plot_rows, f"{release.name} vs {release.incumbent}") if len(plot_rows) else dg.MetadataValue.md("_no rates_"),

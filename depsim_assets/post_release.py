@@ -15,7 +15,7 @@ from depsim_assets.core.observed import (
 )
 from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
 from depsim_assets.core.privacy.scrub import Scrubber
-from depsim_assets.core.scoring import summarize
+from depsim_assets.core.scoring import confusion_frame, summarize
 from depsim_assets.metadata import md_table, scorecard_plot
 from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
@@ -113,9 +113,7 @@ def forecast_scorecard(
     rows = scoring_rows(ledger, observed, observed_changes(labels, prefixes, cfg), cfg, challenging)
     rows = rows.filter(pl.col("release").is_in(scorable))
     cards = summarize(rows, cfg.post_release.changed_fold)
-    confusion = pl.DataFrame([{"method": c["method"], "predicted": k.split("->")[0], "observed": k.split("->")[1], "count": v}
-                              for c in cards for k, v in c.get("confusion", {}).items() if v],
-                             schema={"method": pl.String, "predicted": pl.String, "observed": pl.String, "count": pl.Int64})
+    confusion = confusion_frame(cards)
     table = pl.DataFrame([{k: v for k, v in c.items() if k != "confusion"} for c in cards], infer_schema_length=None)
     seen = observed.filter(pl.col("flagged") > 0)["category"].unique()
     simulated = ledger.filter(pl.col("flagged") > 0)["category"].unique()

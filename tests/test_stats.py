@@ -12,7 +12,7 @@ from statsmodels.stats.proportion import test_proportions_2indep as proportions_
 from depsim_assets.core.config import ForecastConfig
 from depsim_assets.core.correction import corrected_rate
 from depsim_assets.core.forecast import forecast_row
-from depsim_assets.core.paired import design_effect, paired_comparison, sign_flip_p
+from depsim_assets.core.paired import cluster_design_effect, paired_comparison, sign_flip_p
 from depsim_assets.core.stats import (
     benjamini_hochberg,
     detection_floor,
@@ -99,7 +99,7 @@ def test_clustered_pairs_are_tested_per_conversation() -> None:
     assert sign_flip_p(np.array([2, 1, 1, 0])) == pytest.approx(2 / 8)  # only all-plus and all-minus reach |4|
     # Singleton clusters: the same as McNemar, design effect 1.
     assert paired_comparison(inc, cand, np.arange(40)).p_value == naive.p_value
-    assert design_effect(cand.astype(float), inc.astype(float), np.arange(40)) == 1.0
+    assert cluster_design_effect(cand.astype(float), inc.astype(float), np.arange(40)) == 1.0
 
 
 def test_bh_and_direction() -> None:
@@ -147,5 +147,5 @@ def test_sensitivity_zero_gives_no_detection_floor_not_a_floor_of_one() -> None:
     assert row["detection_floor_per_100k"] is None and "tp = 0" in row["correction_refused"]
     plain = forecast_row(ok, None, None, ForecastConfig())
     # Four prefixes per conversation: the floor is set by fewer effective prefixes than 200.
-    assert plain["detection_floor_per_100k"] > detection_floor(200) * 1e5 or plain["n_effective"] <= 200
+    assert plain["n_effective"] < 200 and plain["detection_floor_per_100k"] > detection_floor(200) * 1e5
     assert plain["forecast_estimate"] == "weighted" and plain["forecast_lo_per_100k"] == 0.0 and plain["forecast_hi_per_100k"] > 0

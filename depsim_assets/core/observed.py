@@ -105,7 +105,8 @@ def challenging_rows(labels: pl.DataFrame, prefixes: pl.DataFrame, cfg: StudyCon
             parts.append(table.join(directed.select("category", predicted_direction="direction"), on="category", how="left"))
     if not parts:
         return empty
-    return pl.concat(parts, how="diagonal_relaxed").select("release", "category", "method", "predicted_direction", "forecast_rate", "forecast_lo", "forecast_hi", "floor")
+    return pl.concat(parts, how="diagonal_relaxed").select(
+        "release", "category", "method", "predicted_direction", "forecast_rate", "forecast_lo", "forecast_hi", "floor")
 
 
 def clusters_of(pairs: pl.DataFrame, prefixes: pl.DataFrame) -> np.ndarray:

@@ -63,7 +63,7 @@ def _total_variance(values: np.ndarray) -> float:
     return float(m / (m - 1) * np.sum((values - values.mean()) ** 2)) if m > 1 else math.nan
 
 
-def design_effect(cand: np.ndarray, inc: np.ndarray, clusters: np.ndarray) -> float:
+def cluster_design_effect(cand: np.ndarray, inc: np.ndarray, clusters: np.ndarray) -> float:
     """How much conversations inflate the variance of the discordance sum(candidate - incumbent), which
     drives both the test and the ratio's variance: per-conversation totals over per-pair values (>= 1).
     Defined when only one release flags anything, where a log-ratio linearisation is not."""
@@ -104,7 +104,7 @@ def paired_comparison(incumbent: np.ndarray, candidate: np.ndarray, clusters: np
         return Paired(a, b, c, n, n, ratio, lo, hi, p_value, 1.0, "exact McNemar (one pair per conversation)")
     ids, inverse = np.unique(clusters, return_inverse=True)
     diffs = np.bincount(inverse, weights=cand.astype(float) - inc.astype(float))
-    deff = design_effect(cand.astype(float), inc.astype(float), clusters)
+    deff = cluster_design_effect(cand.astype(float), inc.astype(float), clusters)
     flagged_clusters = int(np.count_nonzero(np.bincount(inverse, weights=(cand | inc).astype(float))))
     lo, hi = bonett_price(a, b, c, n, alpha, deff, df=flagged_clusters - 1)
     return Paired(a, b, c, n, len(ids), ratio, lo, hi, sign_flip_p(diffs, seed=seed), deff,

@@ -133,14 +133,15 @@ def predict(forecasts: pl.DataFrame, history: pl.DataFrame, groups: dict[str, st
     return forecasts.join(extra, on="category", how="left")
 
 
-def history(ledger: pl.DataFrame, observed: pl.DataFrame, releases: list[str], closed: set[str], alpha: float) -> pl.DataFrame:
+def history(forecasts: pl.DataFrame, observed: pl.DataFrame, releases: list[str], closed: set[str], alpha: float) -> pl.DataFrame:
     """Residuals of the forecasts of record of `releases` (earlier ones whose observation windows closed,
-    listed in `closed`) against their observed rates. `ledger`: forecast rows with a release column (ledger
-    entries or rate_forecasts partitions); `observed`: observed_production_rates with a release column."""
+    listed in `closed`) against their observed rates. `forecasts`: rate_forecasts rows with a release column
+    (partitions written before the forecast of record existed fall back to the plain rate); `observed`:
+    observed_production_rates with a release column."""
     use = [r for r in releases if r in closed]
-    if not use or ledger.is_empty() or observed.is_empty() or "rate_per_100k" not in observed.columns:
+    if not use or forecasts.is_empty() or observed.is_empty() or "rate_per_100k" not in observed.columns:
         return pl.DataFrame(schema={**HISTORY_SCHEMA, "observed_variance": pl.Float64})
-    f = ledger.filter(pl.col("release").is_in(use))
+    f = forecasts.filter(pl.col("release").is_in(use))
     for name, fallback in (("forecast_rate_per_100k", "rate_per_100k"), ("forecast_lo_per_100k", "cp_lo_per_100k"),
                            ("forecast_hi_per_100k", "cp_hi_per_100k")):
         if name not in f.columns:

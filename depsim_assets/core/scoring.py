@@ -13,13 +13,6 @@ METHODS = ("depsim", "previous_production_rate", "challenging_prompts")
 UNAVAILABLE = {"challenging_prompts": "unavailable: no release has completions on a challenging-prompt set"}
 
 
-def predicted_class(direction: str | None) -> str:
-    """'up' / 'down' / 'none' (no detectable change) / 'missing' (the method forecast nothing)."""
-    if direction is None:
-        return "missing"
-    return direction if direction in ("up", "down") else "none"
-
-
 def observed_direction(ratio: float | None, lo: float | None, hi: float | None, fold: float) -> str | None:
     """'up' / 'down': changed at least `fold` with an interval excluding 1; 'none': no change of `fold`
     (a significant 1.2x is 'none' here); 'unclear': at least `fold` but the interval includes 1 (not
@@ -55,6 +48,13 @@ def confusion(rows: pl.DataFrame) -> dict[str, int]:
     return out
 
 
+def confusion_frame(cards: list[dict[str, object]]) -> pl.DataFrame:
+    """The confusion counts of every scored method as rows (method, predicted, observed, count), non-zero only."""
+    rows = [{"method": c["method"], "predicted": key.split("->")[0], "observed": key.split("->")[1], "count": n}
+            for c in cards for key, n in dict(c.get("confusion", {})).items() if n]
+    return pl.DataFrame(rows, schema={"method": pl.String, "predicted": pl.String, "observed": pl.String, "count": pl.Int64})
+
+
 def _errors(rows: pl.DataFrame) -> dict[str, float | int | None]:
     exact, bounds, both_zero = [], [], 0
     for f, o, floor in rows.select("forecast_rate", "observed_rate", "floor").iter_rows():
@@ -85,7 +85,10 @@ def _coverage(rows: pl.DataFrame, lo: str, hi: str) -> float | None:
 
 def classify(rows: pl.DataFrame, fold: float) -> pl.DataFrame:
     return rows.with_columns(
-        predicted_class=pl.col("predicted_direction").map_elements(predicted_class, return_dtype=pl.String, skip_nulls=False),
+        # up / down / none (no detectable change) / missing (the method forecast nothing)
+        predicted_class=pl.when(pl.col("predicted_direction").is_null()).then(pl.lit("missing"))
+        .when(pl.col("predicted_direction").is_in(["up", "down"])).then(pl.col("predicted_direction"))
+        .otherwise(pl.lit("none")),
         observed_direction=pl.struct("obs_ratio", "obs_ratio_lo", "obs_ratio_hi").map_elements(
             lambda r: observed_direction(r["obs_ratio"], r["obs_ratio_lo"], r["obs_ratio_hi"], fold), return_dtype=pl.String),
     )
