@@ -1,0 +1,1 @@
+"""Agentic traffic: trajectories, prefixes and the tool simulator (no dagster imports)."""

@@ -1,0 +1,91 @@
+"""How faithfully the simulator answers real calls: hide each recorded answer and compare.
+
+`leave_one_out` holds out each trajectory in turn, builds the recorded layer from the others, replays
+the held-out trajectory's calls in order through a fresh session and compares every answer with the
+one recorded: exactly, and after whitespace normalisation (line endings, runs of spaces/tabs, a final
+newline). Calls are classed as read/search/view, edit, or execution (what only running code answers).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+from depsim_assets.core.agentic.overlay import Snapshot
+from depsim_assets.core.agentic.recorded_calls import RecordedCalls, RecordedLayer
+from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer, ToolRequest
+from depsim_assets.core.agentic.trajectory import Trajectory
+
+READ_VERBS = {"ls", "cat", "head", "tail", "find", "grep", "open", "goto", "scroll_up", "scroll_down", "find_file",
+              "search_file", "search_dir", "pwd", "set_cursors", "view"}
+EDIT_VERBS = {"create", "edit", "insert", "rm", "touch", "mkdir", "mv", "cp", "submit", "str_replace_editor", "cd"}
+
+
+def call_class(request: ToolRequest) -> str:
+    if request.verb == "str_replace_editor":
+        return "edit" if request.mutates else "read"
+    if request.verb == "git":
+        return "read" if (request.command or "").split()[1:2] in (["diff"], ["status"]) else "execution"
+    return "read" if request.verb in READ_VERBS else "edit" if request.verb in EDIT_VERBS else "execution"
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[ \t]+", " ", text.replace("\r\n", "\n")).strip()
+
+
+def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | None) -> list[dict]:
+    rows = []
+    with Session(trajectory.repo, trajectory.interface, snapshot) as session:
+        for k, (_, call, recorded) in enumerate(trajectory.calls()):
+            request = ToolRequest.of(call)
+            response = simulator.answer(request, session)
+            answered = response.provenance != "unanswered"
+            rows.append({
+                "trajectory": trajectory.id, "call": k, "verb": request.verb, "class": call_class(request),
+                "provenance": response.provenance, "answered": answered,
+                "exact": answered and response.output == recorded,
+                "normalised": answered and normalise(response.output) == normalise(recorded),
+                "detail": response.detail,
+            })
+    return rows
+
+
+def leave_one_out(trajectories: list[Trajectory], snapshot_for: Callable[[Trajectory], Snapshot | None],
+                  recorded: bool) -> pl.DataFrame:
+    rows = []
+    for held in trajectories:
+        layers: list = [SnapshotLayer()]
+        if recorded:
+            layers.insert(0, RecordedLayer(RecordedCalls.build([t for t in trajectories if t.id != held.id])))
+        rows += replay(held, Simulator(layers), snapshot_for(held))
+    return pl.DataFrame(rows)
+
+
+def summary(calls: pl.DataFrame) -> pl.DataFrame:
+    """Per call class and answering layer: calls, share answered, share exact / normalised among answered."""
+    by_class = calls.group_by("class").agg(
+        pl.len().alias("calls"), pl.col("answered").mean().alias("answered"),
+        (pl.col("exact").sum() / pl.col("answered").sum()).alias("exact_of_answered"),
+        (pl.col("normalised").sum() / pl.col("answered").sum()).alias("normalised_of_answered"),
+    ).with_columns(pl.lit("all").alias("provenance"))
+    by_layer = calls.group_by("class", "provenance").agg(
+        pl.len().alias("calls"), pl.col("answered").mean().alias("answered"),
+        (pl.col("exact").sum() / pl.col("answered").sum()).alias("exact_of_answered"),
+        (pl.col("normalised").sum() / pl.col("answered").sum()).alias("normalised_of_answered"),
+    )
+    return pl.concat([by_class.select(by_layer.columns), by_layer]).sort("class", "provenance")
+
+
+def snapshot_loader(archives: dict[tuple[str, str], Path]) -> Callable[[Trajectory], Snapshot | None]:
+    """Snapshot for a trajectory from (repository, commit prefix) -> archive."""
+    def load(t: Trajectory) -> Snapshot | None:
+        if t.repo is None:
+            return None
+        for (name, commit), path in archives.items():
+            if t.repo.name == name and (t.repo.base_commit or "").startswith(commit):
+                return Snapshot.from_archive(path)
+        return None
+    return load
