@@ -44,7 +44,7 @@ def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | No
             response = simulator.answer(request, session)
             answered = response.provenance != "unanswered"
             rows.append({
-                "trajectory": trajectory.id, "call": k, "verb": request.verb, "class": call_class(request),
+                "trajectory": trajectory.id, "call": k, "verb": request.verb, "call_class": call_class(request),
                 "provenance": response.provenance, "answered": answered,
                 "exact": answered and response.output == recorded,
                 "normalised": answered and normalise(response.output) == normalise(recorded),
@@ -66,17 +66,17 @@ def leave_one_out(trajectories: list[Trajectory], snapshot_for: Callable[[Trajec
 
 def summary(calls: pl.DataFrame) -> pl.DataFrame:
     """Per call class and answering layer: calls, share answered, share exact / normalised among answered."""
-    by_class = calls.group_by("class").agg(
+    by_class = calls.group_by("call_class").agg(
         pl.len().alias("calls"), pl.col("answered").mean().alias("answered"),
         (pl.col("exact").sum() / pl.col("answered").sum()).alias("exact_of_answered"),
         (pl.col("normalised").sum() / pl.col("answered").sum()).alias("normalised_of_answered"),
     ).with_columns(pl.lit("all").alias("provenance"))
-    by_layer = calls.group_by("class", "provenance").agg(
+    by_layer = calls.group_by("call_class", "provenance").agg(
         pl.len().alias("calls"), pl.col("answered").mean().alias("answered"),
         (pl.col("exact").sum() / pl.col("answered").sum()).alias("exact_of_answered"),
         (pl.col("normalised").sum() / pl.col("answered").sum()).alias("normalised_of_answered"),
     )
-    return pl.concat([by_class.select(by_layer.columns), by_layer]).sort("class", "provenance")
+    return pl.concat([by_class.select(by_layer.columns), by_layer]).sort("call_class", "provenance")
 
 
 def snapshot_loader(archives: dict[tuple[str, str], Path]) -> Callable[[Trajectory], Snapshot | None]:

@@ -141,12 +141,12 @@ class Overlay:
         return self.read_bytes(path) if self.is_file(path) else None
 
     def status(self) -> list[tuple[str, str]]:
-        """(code, path) as `git status --porcelain` shows it: M modified, D deleted, ?? untracked."""
+        """(code, path) as `git status --porcelain` shows it: M modified, D deleted, then ?? untracked."""
         out = []
         for p in self.changed():
             old, new = self._old(p), self._new(p)
             out.append(("??" if old is None else "D" if new is None else "M", p))
-        return out
+        return sorted(out, key=lambda row: row[0] == "??")
 
     def diff(self, include_untracked: bool = False) -> str:
         """`git diff` of the overlay against the base; `include_untracked` as after `git add -A`."""

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 import orjson
 
 from depsim_assets.core.agentic.overlay import Overlay, Snapshot
-from depsim_assets.core.agentic.sweagent_tools import MUTATING, NAVIGATING, Workspace
+from depsim_assets.core.agentic.workspace import MUTATING, NAVIGATING, Workspace
 from depsim_assets.core.agentic.trajectory import Interface, RepoRef, ToolCall
 
 Provenance = Literal["recorded", "snapshot", "llm", "unanswered"]

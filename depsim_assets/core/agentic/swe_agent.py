@@ -61,7 +61,7 @@ class SWEAgentReader:
         messages: list[Message] = []
         observations: dict[str, str] = {}
         pending: ToolCall | None = None
-        k = 0
+        k = j = 0
         for m in history:
             if m.get("is_demo"):
                 continue
@@ -71,8 +71,7 @@ class SWEAgentReader:
             content = m.get("content") if isinstance(m.get("content"), str) else ""
             if role == "user" and pending is not None:
                 messages.append(Message(role="tool", content=content, tool_call_id=pending.id))
-                step = steps[k - 1] if k - 1 < len(steps) else {}
-                observations[pending.id] = str(step.get("observation", content))
+                observations[pending.id], j = _step_output(steps, j, pending.command, content)
                 pending = None
                 continue
             if role == "assistant" and isinstance(m.get("action"), str) and m["action"].strip():
@@ -82,8 +81,10 @@ class SWEAgentReader:
                 messages.append(Message(role="assistant", content=content, tool_calls=(pending,)))
                 continue
             messages.append(Message(role=role, content=content))
-        if pending is not None and k - 1 < len(steps):
-            observations[pending.id] = str(steps[k - 1].get("observation", ""))  # the last call, never shown to the agent
+        if pending is not None:  # the last call, whose answer the agent never saw
+            output, j = _step_output(steps, j, pending.command, None)
+            if output is not None:
+                observations[pending.id] = output
         return messages, observations
 
     @staticmethod
@@ -91,7 +92,7 @@ class SWEAgentReader:
         messages: list[Message] = []
         observations: dict[str, str] = {}
         ids = CallIds()
-        k = 0
+        j, action = 0, None
         for m in history:
             if m.get("is_demo"):
                 continue
@@ -106,8 +107,7 @@ class SWEAgentReader:
                 for raw_id in answered:
                     call_id = ids.answer(str(raw_id))
                     messages.append(Message(role="tool", content=content, tool_call_id=call_id))
-                    step = steps[k - 1] if 0 < k <= len(steps) else {}
-                    observations[call_id] = str(step.get("observation", content))
+                    observations[call_id], j = _step_output(steps, j, action, content)
                 continue
             calls = []
             for c in m.get("tool_calls") or []:
@@ -116,9 +116,13 @@ class SWEAgentReader:
                 calls.append(ToolCall(id=ids.call(str(c.get("id") or "")), name=str(fn.get("name") or ""),
                                       arguments=args if isinstance(args, str) else orjson.dumps(args or {}).decode(),
                                       command=m.get("action") if len(m.get("tool_calls")) == 1 else None))
-            if calls:
-                k += 1
+            action = m.get("action") if calls else action
             messages.append(Message(role=role, content=content, tool_calls=tuple(calls)))
+        last = messages[-1] if messages else None
+        if last is not None and len(last.tool_calls) == 1:  # the final call (submit), never answered in the history
+            output, j = _step_output(steps, j, action, None)
+            if output is not None:
+                observations[last.tool_calls[0].id] = output
         return messages, observations
 
     @staticmethod
@@ -138,6 +142,16 @@ class SWEAgentReader:
             edit="replace" if "edit_replace" in bundles else "linting", parse=str(tools.get("parse_function", {}).get("type")
                                                                                  or ("function_calling" if function_calling else "thought_action")),
         )
+
+
+def _step_output(steps: list[dict], start: int, action: str | None, fallback: str | None) -> tuple[str | None, int]:
+    """The raw output of the next step that ran `action`; the history and the steps do not always align
+    (hand-edited demonstrations drop or add steps), so steps are matched on the command, in order."""
+    wanted = (action or "").strip()
+    for i in range(start, len(steps)):
+        if str(steps[i].get("action", "")).strip() == wanted:
+            return str(steps[i].get("observation", "")), i + 1
+    return fallback, start
 
 
 DOC_ARG = re.compile(r"^\s*- (\w+) \((\w+)\)( \[required\])?: ?(.*)$")

@@ -39,7 +39,7 @@ class Frozen(BaseModel):
 class ToolCall(Frozen):
     id: str
     name: str
-    arguments: str = Field(description="the arguments as sent: JSON text for function tools")
+    arguments: str = Field("{}", description="the arguments as sent: JSON text for function tools")
     command: str | None = Field(None, description="the command line the call ran, where the format records it")
 
 
