@@ -48,3 +48,29 @@ def scorecard_lines(study: Study) -> list[str]:
                      f"{s['unchanged_categories']:>10}{f(s['false_alarm_rate']):>10}{f(s['median_error']):>10}{f(s['p90_error']):>8}"
                      f"{s['censored'] + s['both_zero']:>9}{f(s['interval_coverage']):>9}{f(s['sampling_interval_coverage']):>9}")
     return lines
+
+
+def agentic_lines(study: Study) -> list[str]:
+    """Trajectories, prefixes and recorded answers stored, and the tool simulator replaying the stored
+    trajectories leave-one-out (snapshot layer alone; recorded + snapshot)."""
+    wh = study.warehouse
+    if not wh.exists("agentic_trajectories"):
+        return []
+    from depsim_assets.core.agentic.fidelity import leave_one_out, stored_snapshot, summary
+    from depsim_assets.core.agentic.tables import trajectories_of
+
+    table = wh.read("agentic_trajectories")
+    quarantined = wh.read_or_empty("trajectory_quarantine")
+    prefixes = wh.read_or_empty("agentic_prefixes")
+    records = wh.read_or_empty("tool_call_records")
+    lines = [f"agentic [{study.config.study}]: {len(table)} trajectories, {int(table['calls'].sum() or 0)} tool calls, "
+             f"{len(quarantined)} quarantined; {len(prefixes)} prefixes; {len(records)} recorded tool answers"]
+    trajectories = trajectories_of(table)
+    for label, recorded in (("snapshot layer alone", False), ("recorded + snapshot", True)):
+        calls = leave_one_out(trajectories, stored_snapshot, recorded=recorded)
+        if calls.is_empty():
+            continue
+        for row in summary(calls).filter(pl.col("provenance") == "all").iter_rows(named=True):
+            lines.append(f"  simulator, {label:<22} {row['call_class']:<10} calls={row['calls']:>3} answered={row['answered']:.2f} "
+                         f"exact={row['exact_of_answered'] or 0:.2f} normalised={row['normalised_of_answered'] or 0:.2f}")
+    return lines

@@ -19,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 import orjson
 
-from depsim_assets.core.config import Study, load_study
+from depsim_assets.core.config import Study, has_trajectories, load_study
 from depsim_assets.core.ingest import expand_paths
-from depsim_assets.definitions import CHECKS, build_resources, study_assets
+from depsim_assets.definitions import build_resources, study_assets, study_checks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_POOL = "llm"
@@ -36,6 +36,7 @@ def console_config(debug: bool = False) -> dict[str, object]:
 DEFAULT_LLM_POOL_LIMIT = 4
 
 UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
+AGENTIC = ["agentic_trajectories", "trajectory_quarantine", "agentic_prefixes", "tool_call_records"]
 PER_RELEASE_GRADING = ["regenerated_completions", "graded_labels", "review_queue"]
 PER_RELEASE_FORECAST = ["rate_forecasts", "observed_production_rates"]
 
@@ -163,13 +164,14 @@ def run_study(
         cfg.release(name)  # raises with the declared names if unknown
     instance = instance or get_instance()
     assets = study_assets(study)
+    checks = study_checks(study)
     resources = build_resources(str(study.path))
     summary = RunSummary(study, names)
     wh = study.warehouse
     tag = f"[{cfg.study}]"
 
     def materialize(selection: list[str], partition: str | None = None) -> None:
-        result = dg.materialize([*assets, *CHECKS], instance=instance, resources=resources, run_config=console_config(debug),
+        result = dg.materialize([*assets, *checks], instance=instance, resources=resources, run_config=console_config(debug),
                                 partition_key=partition, selection=dg.AssetSelection.keys(*selection), raise_on_error=False)
         _collect(result, summary, partition)
         if not result.success or not all(summary.checks.values()):
@@ -177,13 +179,15 @@ def run_study(
 
     signature = upstream_signature(study)
     marker = wh.root / "_runs" / "upstream.signature"
-    fresh = not refresh and all(wh.exists(t) for t in UPSTREAM) and marker.exists() and marker.read_text() == signature
+    upstream = UPSTREAM + (AGENTIC if has_trajectories(cfg) else [])
+    fresh = not refresh and all(wh.exists(t) for t in upstream) and marker.exists() and marker.read_text() == signature
     if fresh:
-        summary.skipped = list(UPSTREAM)
-        progress(f"{tag} upstream assets unchanged since their last run: reused ({', '.join(UPSTREAM)})")
+        summary.skipped = list(upstream)
+        progress(f"{tag} upstream assets unchanged since their last run: reused ({', '.join(upstream)})")
     else:
-        progress(f"{tag} materializing {len(UPSTREAM)} study-wide assets (traffic, de-identification, prefixes)")
-        materialize(UPSTREAM)
+        progress(f"{tag} materializing {len(upstream)} study-wide assets (traffic, de-identification, prefixes"
+                 + (", trajectories)" if len(upstream) > len(UPSTREAM) else ")"))
+        materialize(upstream)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(signature)
     if not names:

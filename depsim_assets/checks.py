@@ -6,6 +6,8 @@ import dagster as dg
 import pandas as pd
 import polars as pl
 
+from depsim_assets.core.agentic.scrubbing import stored_texts
+from depsim_assets.core.agentic.tables import trajectories_of
 from depsim_assets.core.ingest import count_source_records, reconcile
 from depsim_assets.core.privacy.deidentify import canary_strings
 from depsim_assets.core.privacy.expectations import deidentified_expectations, run_suite
@@ -58,4 +60,26 @@ def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyK
     return dg.AssetCheckResult(
         passed=all(o.success for o in outcomes),
         metadata={o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)") for o in outcomes},
+    )
+
+
+@dg.asset_check(
+    asset="agentic_trajectories",
+    blocking=True,
+    description="Great Expectations over every stored trajectory string (messages, tool calls, recorded tool outputs, "
+    "tool descriptions): no residual identifiers outside the allow-listed surrogates, no canary trajectory, no canary "
+    "value. Interface syntax shielded from the scrubber (line numbers, window headers) is shielded here too.",
+)
+def agentic_trajectories_pass_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
+    s = study.load()
+    canaries = []
+    if s.config.privacy.canaries.enabled:
+        canaries = canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
+    texts = stored_texts(trajectories_of(s.warehouse.read("agentic_trajectories")))
+    wanted = {"no_residual_identifiers", "no_canary_rows", "canary_values_removed"}
+    outcomes = run_suite([texts.to_pandas()], [c for c in deidentified_expectations(canaries) if c[0] in wanted])
+    return dg.AssetCheckResult(
+        passed=all(o.success for o in outcomes),
+        metadata={"texts": len(texts), **{o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)")
+                                         for o in outcomes}},
     )

@@ -18,8 +18,9 @@ from depsim_assets import (
     post_release,
     simulation,
     traffic,
+    trajectories,
 )
-from depsim_assets.core.config import Study, load_study
+from depsim_assets.core.config import Study, has_trajectories, load_study
 from depsim_assets.partitions import bind_to_study
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
@@ -32,7 +33,10 @@ ASSETS = [traffic.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.review_queue, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]
+# Only in studies with `kind: trajectory` sources, so a chat study's UI shows no empty agentic group.
+AGENTIC_ASSETS = [trajectories.agentic_trajectories, trajectories.agentic_prefixes, trajectories.tool_call_records]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
+AGENTIC_CHECKS = [checks.agentic_trajectories_pass_expectations]
 
 
 def build_resources(config_path: str = "") -> dict[str, object]:
@@ -47,12 +51,16 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
-    return bind_to_study(ASSETS, study.config)
+    return bind_to_study(ASSETS + (AGENTIC_ASSETS if has_trajectories(study.config) else []), study.config)
+
+
+def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
+    return CHECKS + (AGENTIC_CHECKS if has_trajectories(study.config) else [])
 
 
 def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:
     study = load_study(config)  # ConfigError: the location fails to load with every problem listed
-    return dg.Definitions(assets=study_assets(study), asset_checks=CHECKS, resources=build_resources(str(study.path)))
+    return dg.Definitions(assets=study_assets(study), asset_checks=study_checks(study), resources=build_resources(str(study.path)))
 
 
 @dg.definitions

@@ -72,9 +72,10 @@ def warehouse_sql(config: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def lineage(config: Path) -> list:
     """The study's assets (bound to its release partitions) and checks, for `dg.materialize`."""
     from depsim_assets.core.config import load_study
-    from depsim_assets.definitions import CHECKS, study_assets
+    from depsim_assets.definitions import study_assets, study_checks
 
-    return [*study_assets(load_study(config)), *CHECKS]
+    study = load_study(config)
+    return [*study_assets(study), *study_checks(study)]
 
 
 def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, name: str | None = None) -> Path:
@@ -92,12 +93,15 @@ def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, 
         s["paths"] = [absolute(p) for p in s["paths"]]
     if releases is not None:
         raw["releases"] = [r for r in raw["releases"] if r["name"] in releases]
-    for r in raw["releases"]:
+    for r in raw.get("releases", []):
         if r.get("recorded", {}).get("path"):
             r["recorded"]["path"] = absolute(r["recorded"]["path"])
     for g in raw.get("graders", []):
         if g.get("path"):
             g["path"] = absolute(g["path"])
+    for repo in raw.get("agentic", {}).get("repositories", []):
+        if repo.get("snapshot"):
+            repo["snapshot"] = absolute(repo["snapshot"])
     out = tmp_path / f"{name or raw['study']}.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out

@@ -25,6 +25,7 @@ from pydantic import (
 from depsim_assets.core.storage import Warehouse
 
 IdType = Literal["typed", "string"]
+TRAJECTORY_FORMATS = ("swe_agent", "openai_tools")
 DEFAULT_CONFIG = "depsim.yaml"
 
 
@@ -34,9 +35,9 @@ class Strict(BaseModel):
 
 class SourceConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: Literal["traffic", "eval_set"] = "traffic"
+    kind: Literal["traffic", "eval_set", "trajectory"] = Field("traffic", description="`trajectory`: agent runs with tool calls (see `agentic`)")
     paths: list[str] = Field(min_length=1, description="files or globs, relative to the config file")
-    format: Literal["auto", "openai_chat", "hh_rlhf", "sharegpt", "lmsys", "eval_csv", "eval_jsonl"] = "auto"
+    format: Literal["auto", "openai_chat", "hh_rlhf", "sharegpt", "lmsys", "eval_csv", "eval_jsonl", "swe_agent", "openai_tools"] = "auto"
     consent: Literal["field", "public"] = Field(
         "field",
         description="`public`: a published dataset, every record may be used; "
@@ -48,6 +49,33 @@ class SourceConfig(Strict):
     id_type: IdType = Field("typed", description="`typed`: ids keep their JSON type (7 and \"7\" differ); `string`: every id is text")
     prompt_column: str = "prompt"
     attribute_columns: list[str] | None = Field(None, description="eval sets: extra columns kept (default: all)")
+
+    @model_validator(mode="after")
+    def _format_fits_kind(self) -> SourceConfig:
+        agentic = self.format in TRAJECTORY_FORMATS
+        if self.kind == "trajectory" and self.format not in ("auto", *TRAJECTORY_FORMATS):
+            raise ValueError(f"source {self.name}: kind 'trajectory' reads {TRAJECTORY_FORMATS} (or auto), not {self.format!r}")
+        if agentic and self.kind != "trajectory":
+            raise ValueError(f"source {self.name}: format {self.format!r} is a trajectory format; set `kind: trajectory`")
+        return self
+
+
+def traffic_sources(sources: list[SourceConfig]) -> list[SourceConfig]:
+    """The sources the conversation pipeline reads (trajectories have their own stage)."""
+    return [s for s in sources if s.kind != "trajectory"]
+
+
+class RepositoryConfig(Strict):
+    name: str = Field(description="owner/name, as the trajectories name it (SWE-bench: `marshmallow-code/marshmallow`)")
+    base_commit: str = Field(pattern=r"^[0-9a-f]{7,40}$")
+    snapshot: str | None = Field(None, description="archive (.tar/.tar.gz) of the repository at base_commit, relative to the config")
+
+
+class AgenticConfig(Strict):
+    cut: Literal["final", "every", "sample"] = Field("final", description="which assistant steps become prefixes")
+    steps_per_trajectory: int = Field(3, gt=0, description="`sample`: steps drawn per trajectory")
+    seed: int = 0
+    repositories: list[RepositoryConfig] = Field([], description="base commits for files that do not record them, and snapshots")
 
 
 class IngestConfig(Strict):
@@ -288,6 +316,7 @@ class StudyConfig(Strict):
     forecasting: ForecastConfig = ForecastConfig()
     review: ReviewConfig = ReviewConfig()
     post_release: PostReleaseConfig = PostReleaseConfig()
+    agentic: AgenticConfig = AgenticConfig()
     # Owned by a later stage (rollout gates); validated there.
     gates: dict[str, Any] = {}
 
@@ -311,6 +340,10 @@ class StudyConfig(Strict):
             if r.name == name:
                 return r
         raise KeyError(f"release '{name}' is not declared in study '{self.study}' (declared: {[r.name for r in self.releases]})")
+
+
+def has_trajectories(config: StudyConfig) -> bool:
+    return any(s.kind == "trajectory" for s in config.sources)
 
 
 class Study(BaseModel):

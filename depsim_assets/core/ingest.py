@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from depsim_assets.core.config import IngestConfig, SourceConfig
+from depsim_assets.core.config import IngestConfig, SourceConfig, traffic_sources
 from depsim_assets.core.sources import count_records, inspect, iter_records
 from depsim_assets.core.formats import (
     Format,
@@ -225,7 +225,7 @@ def ingest_batches(sources: list[SourceConfig], base: Path, cfg: IngestConfig, t
     """Conversations batch by batch (a record's conversations never split between batches); counts and
     quarantined records go to `tally`, so a caller can store conversations without holding them all."""
     seen: set[str] = set()
-    for src in sources:
+    for src in traffic_sources(sources):
         tally.records_in[src.name] = 0
         tally.conversations[src.name] = 0
         for batch in ingest_source(src, base, cfg, seen):
@@ -260,4 +260,4 @@ def reconcile(records_in: dict[str, int], conversations: pl.DataFrame, quarantin
 
 
 def count_source_records(sources: list[SourceConfig], base: Path) -> dict[str, int]:
-    return {s.name: sum(count_records(inspect(p)) for p in expand_paths(s.paths, base)) for s in sources}
+    return {s.name: sum(count_records(inspect(p)) for p in expand_paths(s.paths, base)) for s in traffic_sources(sources)}

@@ -79,6 +79,13 @@ def summary(calls: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([by_class.select(by_layer.columns), by_layer]).sort("call_class", "provenance")
 
 
+def stored_snapshot(t: Trajectory) -> Snapshot | None:
+    """The snapshot archive the trajectory's repository reference names, if it is there."""
+    if t.repo is None or not t.repo.snapshot or not Path(t.repo.snapshot).is_file():
+        return None
+    return Snapshot.from_archive(t.repo.snapshot)
+
+
 def snapshot_loader(archives: dict[tuple[str, str], Path]) -> Callable[[Trajectory], Snapshot | None]:
     """Snapshot for a trajectory from (repository, commit prefix) -> archive."""
     def load(t: Trajectory) -> Snapshot | None:

@@ -8,7 +8,7 @@ OpenHands event stream, say) is one module with a class like these and one line 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import orjson
 
@@ -47,8 +47,10 @@ def documents(path: Path) -> Iterator[tuple[str, Any]]:
                 yield f"{path.name}:{no}", Rejected("not_a_trajectory", "line is not JSON")
 
 
-def read_trajectories(paths: list[Path], fmt: str = "auto", hints: dict[str, str] | None = None) -> tuple[list[Trajectory], list[dict]]:
-    """Every trajectory in `paths`, and one quarantine row (origin, reason, detail) per failure."""
+def read_trajectories(paths: list[Path], fmt: str = "auto", hints: dict[str, str] | None = None,
+                      admit: Callable[[Any], bool] | None = None) -> tuple[list[Trajectory], list[dict]]:
+    """Every trajectory in `paths`, and one quarantine row (origin, reason, detail) per failure; a
+    document `admit` refuses (no consent) is a `no_consent` row, never read."""
     kept: list[Trajectory] = []
     quarantine: list[dict] = []
     for path in paths:
@@ -56,6 +58,8 @@ def read_trajectories(paths: list[Path], fmt: str = "auto", hints: dict[str, str
             try:
                 if isinstance(doc, Rejected):
                     raise doc
+                if admit is not None and not admit(doc):
+                    raise Rejected("no_consent", "the record's consent field does not allow this use")
                 reader = READERS.get(fmt) if fmt != "auto" else next((r for r in READERS.values() if r.accepts(doc)), None)
                 if reader is None or not reader.accepts(doc):
                     raise Rejected("not_a_trajectory", f"no reader recognises this document (format {fmt})")

@@ -20,8 +20,8 @@ TRAJECTORY_REASONS = (
     "unknown_tool_call_id",
     "missing_tool_call_id",
     "invalid_tool_arguments",
-    "unanswered_tool_call",
     "unknown_role",
+    "no_consent",
 )
 
 
