@@ -33,7 +33,7 @@ def test_env_var_selects_config(write_study, monkeypatch: pytest.MonkeyPatch) ->
     [
         ("colour: blue\n", "colour", "unknown key"),
         ("ingest: {max_message_chars: lots}\n", "ingest.max_message_chars", "valid integer"),
-        ("sources: [{name: t, paths: [a], kind: chat}]\n", "sources.0.kind", "'traffic' or 'eval_set'"),
+        ("sources: [{name: t, paths: [a], kind: chat}]\n", "sources.0.kind", "'traffic', 'eval_set' or 'trajectory'"),
         ("privacy: {replacement: surrogate, secret: x}\n", "privacy.secret", "unknown key"),
     ],
 )

@@ -62,6 +62,17 @@ def test_windowed_views_follow_each_generations_arithmetic(repo: Snapshot) -> No
     assert v1.output.splitlines()[:2] == ["[File: app.py (180 lines total)]", "(80 more lines above)"]
 
 
+def test_goto_and_scroll_move_the_window_and_remember_it(repo: Snapshot) -> None:
+    with Session(None, V0, repo) as s:
+        none, opened, goto, down, up = _run(s, "goto 5", "open app.py", "goto 60", "scroll_down", "scroll_up")
+    assert none.output == "No file open. Use the open command first.\n"
+    assert opened.output.splitlines()[1] == "1:def f0(x):"
+    # goto 60: CURRENT_LINE = 60 + 50 - 16 = 94 -> 44 lines above, window 45..144 (line 60 a sixth of the way down)
+    assert goto.output.splitlines()[1:3] == ["(44 more lines above)", "45:"] and "60:def f19(x):" in goto.output
+    assert down.output.splitlines()[1] == "(80 more lines above)"  # 94 + 98 = 192, constrained to 180 - 50 = 130
+    assert up.output.splitlines()[1] == "1:def f0(x):"  # 130 - 98 = 32, constrained up to the half window, 50
+
+
 def test_search_and_find_commands_answer_from_the_snapshot(repo: Snapshot) -> None:
     with Session(None, V0, repo) as s:
         find, search_dir, search_file, none, grep, ls = _run(

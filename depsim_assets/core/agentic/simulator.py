@@ -154,7 +154,12 @@ class Simulator:
 
     def answer(self, request: ToolRequest, session: Session) -> ToolResponse:
         key = session.key(request)
-        computed = session.workspace.run(request.command) if session.workspace is not None and request.command is not None else None
+        computed, failure = None, ""
+        if session.workspace is not None and request.command is not None:
+            try:
+                computed = session.workspace.run(request.command)
+            except (ValueError, IndexError, KeyError, OSError, UnicodeError) as err:  # a malformed call: not the rollout's end
+                failure = f"the snapshot layer could not parse or apply the call ({type(err).__name__}: {err})"[:300]
         attempt = Attempt(request, key, computed)
         try:
             for layer in self.layers:
@@ -163,6 +168,6 @@ class Simulator:
                     return response
         finally:
             session.advance(request)
-        reason = ("no repository snapshot for this trajectory" if session.workspace is None
-                  else f"`{request.verb}` needs execution or history the snapshot cannot give")
+        reason = failure or ("no repository snapshot for this trajectory" if session.workspace is None
+                             else f"`{request.verb}` needs execution or history the snapshot cannot give")
         return ToolResponse("", "unanswered", reason)
