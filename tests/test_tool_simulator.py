@@ -68,7 +68,7 @@ def test_goto_and_scroll_move_the_window_and_remember_it(repo: Snapshot) -> None
     assert none.output == "No file open. Use the open command first.\n"
     assert opened.output.splitlines()[1] == "1:def f0(x):"
     # goto 60: CURRENT_LINE = 60 + 50 - 16 = 94 -> 44 lines above, window 45..144 (line 60 a sixth of the way down)
-    assert goto.output.splitlines()[1:3] == ["(44 more lines above)", "45:"] and "60:def f19(x):" in goto.output
+    assert goto.output.splitlines()[1:3] == ["(44 more lines above)", "45:"] and "58:def f19(x):" in goto.output
     assert down.output.splitlines()[1] == "(80 more lines above)"  # 94 + 98 = 192, constrained to 180 - 50 = 130
     assert up.output.splitlines()[1] == "1:def f0(x):"  # 130 - 98 = 32, constrained up to the half window, 50
 
