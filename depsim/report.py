@@ -71,6 +71,7 @@ def agentic_lines(study: Study) -> list[str]:
         if calls.is_empty():
             continue
         for row in summary(calls).filter(pl.col("provenance") == "all").iter_rows(named=True):
-            lines.append(f"  simulator, {label:<22} {row['call_class']:<10} calls={row['calls']:>3} answered={row['answered']:.2f} "
-                         f"exact={row['exact_of_answered'] or 0:.2f} normalised={row['normalised_of_answered'] or 0:.2f}")
+            shares = (f"exact={row['exact_of_answered']:.2f} normalised={row['normalised_of_answered']:.2f}"
+                      if row["answered"] else "(none answered: needs execution)")
+            lines.append(f"  simulator, {label:<22} {row['call_class']:<10} calls={row['calls']:>3} answered={row['answered']:.2f} {shares}")
     return lines
