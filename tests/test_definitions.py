@@ -41,6 +41,12 @@ def test_definitions_bind_the_study_releases_and_declare_cross_release_reads(mon
     assert set(readers["llama2orig"]) == {"llama2orig", "llama2new"} and set(readers["gpt4"]) == {"gpt4"}
     assert nodes["grader_calibration"].partitions_def is None and labels in nodes["grader_calibration"].parent_keys
     assert {labels, dg.AssetKey("observed_production_rates"), comparison} <= nodes["forecast_scorecard"].parent_keys
+    assert not any(n.group_name == "agentic" for n in nodes.values())  # no trajectory source: no agentic group
+    agentic = build_definitions(REPO / "studies" / "marshmallow_agentic.yaml").get_repository_def()
+    agentic_nodes = {n.key.to_user_string(): n for n in agentic.asset_graph.asset_nodes}
+    assert {"agentic_trajectories", "agentic_prefixes", "tool_call_records"} <= set(agentic_nodes)
+    assert dg.AssetKey("agentic_trajectories") in agentic_nodes["tool_call_records"].parent_keys
+    assert any(c.name == "agentic_trajectories_pass_expectations" for c in agentic.asset_checks_defs_by_key)
     # Another study gets its own partitions (static, per code location: never instance-wide).
     other = build_definitions(REPO / "depsim.yaml").get_repository_def().asset_graph
     assert other.get(labels).partitions_def.get_partition_keys() == ["hh-rejected", "hh-chosen"]
@@ -52,7 +58,7 @@ def _validate(config: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=180)
 
 
-@pytest.mark.parametrize("study", ["depsim.yaml", "studies/xstest.yaml"])
+@pytest.mark.parametrize("study", ["depsim.yaml", "studies/xstest.yaml", "studies/marshmallow_agentic.yaml"])
 def test_dagster_definitions_validate_cli(study: str) -> None:
     out = _validate(REPO / study)
     assert out.returncode == 0, out.stdout + out.stderr
