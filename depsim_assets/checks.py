@@ -8,6 +8,7 @@ import polars as pl
 
 from depsim_assets.core.agentic.scrubbing import stored_texts
 from depsim_assets.core.agentic.tables import trajectories_of
+from depsim_assets.core.config import Study
 from depsim_assets.core.ingest import count_source_records, reconcile
 from depsim_assets.core.privacy.deidentify import canary_strings
 from depsim_assets.core.privacy.expectations import deidentified_expectations, run_suite
@@ -15,6 +16,18 @@ from depsim_assets.core.privacy.gate import canary_values
 from depsim_assets.metadata import md_table
 from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
+
+
+def _canaries(s: Study, privacy_key: PrivacyKeyResource) -> list[str]:
+    """The planted canary values the stored tables must not contain (none when canaries are off)."""
+    if not s.config.privacy.canaries.enabled:
+        return []
+    return canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
+
+
+def _suite_result(outcomes: list, **metadata: object) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=all(o.success for o in outcomes), metadata={**metadata, **{
+        o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)") for o in outcomes}})
 
 
 @dg.asset_check(
@@ -45,9 +58,7 @@ def traffic_reconciles(study: StudyResource) -> dg.AssetCheckResult:
 )
 def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
     s = study.load()
-    canaries = []
-    if s.config.privacy.canaries.enabled:
-        canaries = canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
+    canaries = _canaries(s, privacy_key)
 
     def messages() -> Iterator[pd.DataFrame]:
         # One row per message, batch by batch; the conversation-level flags are repeated on each message.
@@ -56,11 +67,7 @@ def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyK
                    .select("source", "consent_ok", "emptied_by_scrub", content=pl.col("messages").struct.field("content").fill_null(""))
                    .to_pandas())
 
-    outcomes = run_suite(messages(), deidentified_expectations(canaries))
-    return dg.AssetCheckResult(
-        passed=all(o.success for o in outcomes),
-        metadata={o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)") for o in outcomes},
-    )
+    return _suite_result(run_suite(messages(), deidentified_expectations(canaries)))
 
 
 @dg.asset_check(
@@ -72,14 +79,8 @@ def deidentified_passes_expectations(study: StudyResource, privacy_key: PrivacyK
 )
 def agentic_trajectories_pass_expectations(study: StudyResource, privacy_key: PrivacyKeyResource) -> dg.AssetCheckResult:
     s = study.load()
-    canaries = []
-    if s.config.privacy.canaries.enabled:
-        canaries = canary_strings([canary_values(privacy_key.key(), i) for i in range(s.config.privacy.canaries.count)])
+    canaries = _canaries(s, privacy_key)
     texts = stored_texts(trajectories_of(s.warehouse.read("agentic_trajectories")))
     wanted = {"no_residual_identifiers", "no_canary_rows", "canary_values_removed"}
-    outcomes = run_suite([texts.to_pandas()], [c for c in deidentified_expectations(canaries) if c[0] in wanted])
-    return dg.AssetCheckResult(
-        passed=all(o.success for o in outcomes),
-        metadata={"texts": len(texts), **{o.name: dg.MetadataValue.text(f"{'passed' if o.success else 'FAILED'} ({o.unexpected_count} unexpected)")
-                                         for o in outcomes}},
-    )
+    return _suite_result(run_suite([texts.to_pandas()], [c for c in deidentified_expectations(canaries) if c[0] in wanted]),
+                         texts=len(texts))

@@ -8,7 +8,7 @@ interface does not compare with the errors before it).
 from __future__ import annotations
 
 from depsim_assets.core.agentic.lint import lint
-from depsim_assets.core.agentic.windowed import EDIT_OK_V0, RULE_V0, Editor
+from depsim_assets.core.agentic.windowed import EDIT_OK_V0, Editor, lint_failure_v0
 
 START_MARK, END_MARK = "<<<<< START CURSOR >>>>>", "<<<<< END CURSOR >>>>>"
 
@@ -89,11 +89,4 @@ class CursorEditor(Editor):
         self.end_cursor = saved_end
         original = self._preview(old, (end - s0) // 2 + s0, end - s0 + 10)
         self.end_cursor = saved_end
-        return (
-            "Your proposed edit has introduced new syntax error(s). Please understand the fixes and retry your edit "
-            f"commmand.\n\nERRORS:\n{listed}\n\nThis is how your edit would have looked if applied\n{RULE_V0}\n{applied}\n"
-            f"{RULE_V0}\n\nThis is the original code before your edit\n{RULE_V0}\n{original}\n{RULE_V0}\n"
-            "Your changes have NOT been applied. Please fix your edit command and try again.\nYou either need to "
-            "1) Specify the correct start/end line arguments or 2) Correct your edit code.\nDO NOT re-run the same "
-            "failed edit command. Running it again will lead to the same error."
-        ), False
+        return lint_failure_v0(listed, applied, original), False

@@ -10,7 +10,7 @@ agent was shown (the message content, with SWE-agent's state line appended).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
 
@@ -62,13 +62,7 @@ class SWEAgentReader:
         observations: dict[str, str] = {}
         pending: ToolCall | None = None
         k = j = 0
-        for m in history:
-            if m.get("is_demo"):
-                continue
-            role = m.get("role")
-            if role not in ROLES:
-                raise Rejected("unknown_role", str(role))
-            content = m.get("content") if isinstance(m.get("content"), str) else ""
+        for m, role, content in _turns(history):
             if role == "user" and pending is not None:
                 messages.append(Message(role="tool", content=content, tool_call_id=pending.id))
                 observations[pending.id], j = _step_output(steps, j, pending.command, content)
@@ -93,13 +87,7 @@ class SWEAgentReader:
         observations: dict[str, str] = {}
         ids = CallIds()
         j, action = 0, None
-        for m in history:
-            if m.get("is_demo"):
-                continue
-            role = m.get("role")
-            if role not in ROLES:
-                raise Rejected("unknown_role", str(role))
-            content = m.get("content") if isinstance(m.get("content"), str) else ""
+        for m, role, content in _turns(history):
             if role == "tool":
                 answered = m.get("tool_call_ids") or ([m["tool_call_id"]] if m.get("tool_call_id") else [])
                 if not answered:
@@ -142,6 +130,17 @@ class SWEAgentReader:
             edit="replace" if "edit_replace" in bundles else "linting", parse=str(tools.get("parse_function", {}).get("type")
                                                                                  or ("function_calling" if function_calling else "thought_action")),
         )
+
+
+def _turns(history: list[dict]) -> Iterator[tuple[dict, str, str]]:
+    """(message, role, text content) of the run's own turns (demonstrations shown to the agent skipped)."""
+    for m in history:
+        if m.get("is_demo"):
+            continue
+        role = m.get("role")
+        if role not in ROLES:
+            raise Rejected("unknown_role", str(role))
+        yield m, role, m.get("content") if isinstance(m.get("content"), str) else ""
 
 
 def _step_output(steps: list[dict], start: int, action: str | None, fallback: str | None) -> tuple[str | None, int]:

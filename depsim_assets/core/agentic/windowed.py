@@ -23,6 +23,18 @@ REPLACE_OK_V1 = EDIT_OK_V1.replace("File updated.", "Text replaced.")
 RULE_V0, RULE_V1 = "-" * 49, "-" * 48
 
 
+def lint_failure_v0(listed: str, applied: str, original: str) -> str:
+    """The v0 shell editors' rejection of an edit (the line-range and the cursor editor print the same)."""
+    return (
+        "Your proposed edit has introduced new syntax error(s). Please understand the fixes and retry your edit "
+        f"commmand.\n\nERRORS:\n{listed}\n\nThis is how your edit would have looked if applied\n{RULE_V0}\n{applied}\n"
+        f"{RULE_V0}\n\nThis is the original code before your edit\n{RULE_V0}\n{original}\n{RULE_V0}\n"
+        "Your changes have NOT been applied. Please fix your edit command and try again.\nYou either need to "
+        "1) Specify the correct start/end line arguments or 2) Correct your edit code.\nDO NOT re-run the same "
+        "failed edit command. Running it again will lead to the same error."
+    )
+
+
 def _round(x: float) -> int:
     """jq's round: halves away from zero."""
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
@@ -174,14 +186,7 @@ class Editor:
         s0 = start - 1
         applied = self._preview(new, n_repl // 2 + s0, n_repl + 10)
         original = self._preview(old, (end - s0 + 1) // 2 + s0, end - s0 + 10)
-        return (
-            "Your proposed edit has introduced new syntax error(s). Please understand the fixes and retry your edit "
-            f"commmand.\n\nERRORS:\n{listed}\n\nThis is how your edit would have looked if applied\n{RULE_V0}\n{applied}\n"
-            f"{RULE_V0}\n\nThis is the original code before your edit\n{RULE_V0}\n{original}\n{RULE_V0}\n"
-            "Your changes have NOT been applied. Please fix your edit command and try again.\nYou either need to "
-            "1) Specify the correct start/end line arguments or 2) Correct your edit code.\nDO NOT re-run the same "
-            "failed edit command. Running it again will lead to the same error."
-        )
+        return lint_failure_v0(listed, applied, original)
 
     def _preview(self, text: str, centre: float, window: int) -> str:
         saved = self.line
