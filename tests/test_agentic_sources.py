@@ -129,3 +129,13 @@ def test_prefixes_cut_before_assistant_steps_with_the_original_as_reference() ->
     a, b = cut(t, "sample", per_trajectory=3, seed=7), cut(t, "sample", per_trajectory=3, seed=7)
     assert [p.prefix_id for p in a] == [p.prefix_id for p in b] and len(a) == 3
     assert {p.step for p in cut(t, "sample", per_trajectory=3, seed=8)} != {p.step for p in a} or len(points) <= 3
+
+
+def test_a_trajectory_configured_as_traffic_is_one_row_saying_what_to_declare(tmp_path: Path) -> None:
+    from depsim_assets.core.config import IngestConfig, SourceConfig
+    from depsim_assets.core.ingest import ingest
+
+    source = SourceConfig(name="t", paths=[str(p) for p in sorted(SHIPPED.glob("*.traj"))], consent="public")
+    result = ingest([source], tmp_path, IngestConfig())
+    assert len(result.quarantine) == 4  # one row per file, not one per line of pretty-printed JSON
+    assert result.quarantine["detail"].str.contains("declare the source `kind: trajectory`").all()

@@ -159,8 +159,10 @@ def _normalize_into(
     base_id = own_id if own_id is not None else f"{source.name}:{Path(file).name}:{line_no}"
     try:
         if fmt is None:
+            hint = ("; this looks like an agent trajectory (SWE-agent `history`): declare the source `kind: trajectory`"
+                    if isinstance(obj, dict) and isinstance(obj.get("history"), list) else "")
             raise Rejected("missing_messages" if isinstance(obj, dict) else "unknown_format",
-                           f"record has none of the keys messages/conversations/conversation/chosen; keys: {sorted(obj)[:8]}")
+                           f"record has none of the keys messages/conversations/conversation/chosen; keys: {sorted(obj)[:8]}{hint}")
         if is_eval or fmt in ("eval_csv", "eval_jsonl"):
             variants = {None: normalize_eval(obj, source.prompt_column, cfg.max_message_chars)}
         elif fmt == "hh_rlhf":
