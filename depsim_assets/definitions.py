@@ -16,6 +16,7 @@ from depsim_assets import (
     forecasting,
     grading,
     post_release,
+    rollouts,
     simulation,
     traffic,
     trajectories,
@@ -34,7 +35,8 @@ ASSETS = [traffic.deidentified_conversations, simulation.replay_prefixes,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]
 # Only in studies with `kind: trajectory` sources, so a chat study's UI shows no empty agentic group.
-AGENTIC_ASSETS = [trajectories.agentic_trajectories, trajectories.agentic_prefixes, trajectories.tool_call_records]
+AGENTIC_ASSETS = [trajectories.agentic_trajectories, trajectories.agentic_prefixes, trajectories.tool_call_records,
+                  rollouts.agentic_rollouts]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 AGENTIC_CHECKS = [checks.agentic_trajectories_pass_expectations]
 

@@ -45,6 +45,9 @@ class FakeBehaviour:
     judge_malformed_always: float = 0.0
     judge_reject_json_schema: bool = False
     judge_drop_category: str | None = None
+    # Scripted agents: when the first user message contains a trigger, reply number k (k = assistant
+    # messages after it) is script[k]: {"tool_calls": [{"name", "arguments"}]} or {"content": "..."}.
+    agent_scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def _share(key: str, salt: str) -> float:
@@ -116,11 +119,15 @@ class FakeOpenAI:
                                                      "param": "response_format"}}, status=400)
             text = self._verdict(body, last)
         message: dict[str, Any] = {"role": "assistant", "content": text}
+        scripted = self._scripted(body)
+        if scripted is not None:
+            message = scripted
+            text = json.dumps(scripted)
         if b.reasoning:
             message["reasoning_content"] = "thinking about " + last[:20]
         payload = {
             "id": f"chatcmpl-{key[:12]}", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop", "logprobs": None}],
             "usage": {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(text) // 4),
                       "total_tokens": max(1, prompt_chars // 4) + max(1, len(text) // 4)},
         }
@@ -133,6 +140,22 @@ class FakeOpenAI:
             return resp
         self.ok[key] += 1
         return web.Response(body=raw, content_type="application/json")
+
+    def _scripted(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        messages = body.get("messages", [])
+        first = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
+        if first is None:
+            return None
+        for trigger, script in self.behaviour.agent_scripts.items():
+            if trigger in (messages[first].get("content") or ""):
+                k = sum(1 for m in messages[first:] if m.get("role") == "assistant")
+                step = script[min(k, len(script) - 1)]
+                if "tool_calls" in step:
+                    return {"role": "assistant", "content": step.get("content"), "tool_calls": [
+                        {"id": f"call_{k}_{i}", "type": "function", "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                        for i, c in enumerate(step["tool_calls"])]}
+                return {"role": "assistant", "content": step["content"]}
+        return None
 
     def _verdict(self, body: dict[str, Any], user: str) -> str:
         """A deterministic judge: flags, for every category listed, a judged text containing the word UNSAFE."""

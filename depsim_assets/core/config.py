@@ -71,8 +71,19 @@ class RepositoryConfig(Strict):
     snapshot: str | None = Field(None, description="archive (.tar/.tar.gz) of the repository at base_commit, relative to the config")
 
 
+class ToolModelConfig(Strict):
+    """The `llm` layer of the tool simulator: a model that answers what the snapshot cannot (running code, tests)."""
+
+    model: str
+    base_url: str
+    api_key_env: str | None = Field(None, description="name of the env var holding the key (read through dagster.EnvVar)")
+    max_tokens: int = Field(512, gt=0, description="bound on one simulated tool output")
+
+
 class AgenticConfig(Strict):
     cut: Literal["final", "every", "sample"] = Field("final", description="which assistant steps become prefixes")
+    max_steps: int = Field(10, gt=0, le=200, description="rollouts: candidate turns after the prefix before `step_limit`")
+    tool_model: ToolModelConfig | None = Field(None, description="without it, a call no deterministic layer answers stops the rollout")
     steps_per_trajectory: int = Field(3, gt=0, description="`sample`: steps drawn per trajectory")
     seed: int = 0
     repositories: list[RepositoryConfig] = Field([], description="base commits for files that do not record them, and snapshots")

@@ -76,30 +76,37 @@ def _rebuild(t: Trajectory, texts: list[str], key: bytes) -> Trajectory:
         "observations": observations, "tools": tuple(tools), "interface": t.interface.model_copy(update={"root": root})})
 
 
-def scrub_trajectories(trajectories: list[Trajectory], scrubber: Scrubber, key: bytes, canaries: int = 3) -> ScrubbedTrajectories:
-    planted = [_canary(key, i) for i in range(canaries)]
-    batch = trajectories + planted
-    spans, texts, groups = [], [], []
-    for t in batch:
-        own = _texts(t)
-        spans.append(len(own))
-        texts += own
-        groups += [t.source] * len(own)
-    shielded = pl.Series("text", [shield(t) for t in texts], dtype=pl.String)
-    scrubbed, counts = scrubber.scrub(shielded, pl.Series("group", groups, dtype=pl.String))
-    values = [unshield(t) for t in scrubbed.to_list()]
+def gated_scrub(texts: list[str], groups: list[str], scrubber: Scrubber, key: bytes, canaries: int = 3) -> tuple[list[str], pl.DataFrame]:
+    """Scrub `texts` with planted canary texts alongside, gate the result (interface syntax shielded),
+    and return the scrubbed texts (canaries removed) and replacement counts. Raises PrivacyGateError."""
+    planted = [text for i in range(canaries) for text in _texts(_canary(key, i))]
+    all_texts = [*texts, *planted]
+    all_groups = [*groups, *[CANARY_SOURCE] * len(planted)]
+    shielded = pl.Series("text", [shield(t) for t in all_texts], dtype=pl.String)
+    scrubbed, counts = scrubber.scrub(shielded, pl.Series("group", all_groups, dtype=pl.String))
     secrets = canary_strings([canary_values(key, i) for i in range(canaries)])
     findings = scan(scrubbed, secrets)
     if findings:
         kinds = sorted({f.kind for f in findings})
-        raise PrivacyGateError(f"privacy gate: {len(findings)} identifier(s) survived trajectory scrubbing ({', '.join(kinds)}); "
+        raise PrivacyGateError(f"privacy gate: {len(findings)} identifier(s) survived scrubbing of agent traffic ({', '.join(kinds)}); "
                                "nothing was stored")
+    values = [unshield(t) for t in scrubbed.to_list()[:len(texts)]]
+    return values, counts.filter(pl.col("group") != CANARY_SOURCE)
+
+
+def scrub_trajectories(trajectories: list[Trajectory], scrubber: Scrubber, key: bytes, canaries: int = 3) -> ScrubbedTrajectories:
+    spans, texts, groups = [], [], []
+    for t in trajectories:
+        own = _texts(t)
+        spans.append(len(own))
+        texts += own
+        groups += [t.source] * len(own)
+    values, counts = gated_scrub(texts, groups, scrubber, key, canaries)
     out, start = [], 0
-    for t, n in zip(batch, spans):
-        if t.source != CANARY_SOURCE:
-            out.append(_rebuild(t, values[start:start + n], key))
+    for t, n in zip(trajectories, spans):
+        out.append(_rebuild(t, values[start:start + n], key))
         start += n
-    return ScrubbedTrajectories(out, counts.filter(pl.col("group") != CANARY_SOURCE), len(texts))
+    return ScrubbedTrajectories(out, counts, len(texts))
 
 
 def stored_texts(trajectories: list[Trajectory]) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Trajectories, agentic prefixes and recorded calls as warehouse tables.
+"""Trajectories, agentic prefixes, recorded calls and rollouts as warehouse tables.
 
 A trajectory is stored whole, as its validated JSON document, next to flat columns for SQL and the
 UI (repository, format, counts). Reading back validates the document again, so a table edited by hand
@@ -7,9 +7,13 @@ fails loudly rather than replaying something else.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+
 import orjson
 import polars as pl
 
+from depsim_assets.core.agentic.destructive import destructive
 from depsim_assets.core.agentic.prefix import AgenticPrefix
 from depsim_assets.core.agentic.recorded_calls import RecordedCalls
 from depsim_assets.core.agentic.trajectory import Trajectory
@@ -65,5 +69,37 @@ def recorded_of(table: pl.DataFrame) -> RecordedCalls:
     return calls
 
 
-def documents_json(frame: pl.DataFrame) -> list[dict]:
-    return [orjson.loads(d) for d in frame["document"].to_list()]
+ROLLOUT_SCHEMA = pl.Schema({
+    "prefix_id": pl.String, "trajectory_id": pl.String, "steps": pl.UInt32, "stop_reason": pl.String, "stop_detail": pl.String,
+    "tool_calls": pl.UInt32, "recorded": pl.UInt32, "snapshot": pl.UInt32, "llm": pl.UInt32, "unanswered": pl.UInt32,
+    "destructive_actions": pl.List(pl.String), "final_text": pl.String, "transcript": pl.String, "request_keys": pl.List(pl.String),
+})
+
+
+def rollout_table(rollouts: list, scrub: Callable[[list[str], list[str]], list[str]]) -> pl.DataFrame:
+    """One row per rollout; every text (replies, commands, tool outputs, reasons) through `scrub(texts, groups)`
+    in one call (it gates: a leak raises before a row exists)."""
+    texts, groups = [], []
+    for r in rollouts:
+        own = [*r.replies, *(x for t in r.tools for x in (t.command, t.output)), r.stop_detail]
+        texts += own
+        groups += [r.prefix.trajectory_id] * len(own)
+    clean = iter(scrub(texts, groups))
+    rows = []
+    for r in rollouts:
+        replies = [next(clean) for _ in r.replies]
+        tools = [(t, next(clean), next(clean)) for t in r.tools]
+        detail = next(clean)
+        transcript = [{"step": i + 1, "reply": reply} for i, reply in enumerate(replies)]
+        for t, command, output in tools:
+            transcript[t.step - 1].setdefault("tools", []).append(
+                {"call_id": t.call_id, "command": command, "output": output, "provenance": t.provenance, "detail": t.detail})
+        provenance = Counter(t.provenance for t in r.tools)
+        rows.append({
+            "prefix_id": r.prefix.prefix_id, "trajectory_id": r.prefix.trajectory_id, "steps": r.steps, "stop_reason": r.stop,
+            "stop_detail": detail, "tool_calls": len(r.tools), **{k: provenance.get(k, 0) for k in ("recorded", "snapshot", "llm", "unanswered")},
+            "destructive_actions": sorted({hit for t, command, _ in tools for hit in destructive(command, r.prefix.interface.root)}),
+            "final_text": replies[-1] if replies else None, "transcript": orjson.dumps(transcript).decode(),
+            "request_keys": r.request_keys,
+        })
+    return pl.DataFrame(rows, schema=ROLLOUT_SCHEMA)

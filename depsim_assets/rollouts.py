@@ -1,0 +1,101 @@
+"""Agentic rollouts, per release: the candidate continues every agentic prefix, the simulator answers.
+
+Every model call — the candidate's turns and the tool model's answers — goes through the completion
+store, so a re-materialization (after a crash or a kill) rebuilds each rollout from stored calls and
+sends only what was never answered. What is stored passes the privacy gate like every other text.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from depsim_assets.core.agentic.overlay import Snapshot
+from depsim_assets.core.agentic.prefix import AgenticPrefix
+from depsim_assets.core.agentic.recorded_calls import RecordedLayer
+from depsim_assets.core.agentic.rollout import Engine
+from depsim_assets.core.agentic.scrubbing import gated_scrub
+from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer
+from depsim_assets.core.agentic.tables import recorded_of, rollout_table
+from depsim_assets.core.agentic.tool_model import ToolModel
+from depsim_assets.core.answer import answer
+from depsim_assets.core.config import ReleaseConfig, SamplingParams
+from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.requests import chat_body
+from depsim_assets.metadata import md_table
+from depsim_assets.partitions import release_partitions
+from depsim_resources.completion_store import CompletionStoreResource
+from depsim_resources.model_endpoint import ModelEndpointResource
+from depsim_resources.privacy_key import PrivacyKeyResource
+from depsim_resources.study import StudyResource
+
+GROUP = "agentic"
+
+
+def _session(prefix: AgenticPrefix) -> Session:
+    snapshot = prefix.repo.snapshot if prefix.repo else None
+    archive = Snapshot.from_archive(snapshot) if snapshot and Path(snapshot).is_file() else None
+    return Session(prefix.repo, prefix.interface, archive)
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"openai", "parquet"},
+    description="The release's rollout from every agentic prefix: up to `agentic.max_steps` candidate turns, each tool "
+    "call answered by the simulator (recorded, snapshot, then the tool model) with its provenance, and why the rollout "
+    "stopped (final_answer, submit, step_limit, unanswerable_call, model_call_failed, ...). Destructive actions are "
+    "flagged by rule. Texts are de-identified and gated before they are stored.",
+)
+def agentic_rollouts(
+    context: dg.AssetExecutionContext,
+    study: StudyResource,
+    model_endpoint: ModelEndpointResource,
+    completion_store: CompletionStoreResource,
+    privacy_key: PrivacyKeyResource,
+    agentic_prefixes: pl.DataFrame,
+    tool_call_records: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    release = s.config.release(context.partition_key)
+    cfg, dispatch = s.config.agentic, s.config.dispatch
+    if release.backend != "openai":
+        raise dg.Failure(f"release {release.name}: agentic rollouts need a live model (backend 'openai'); "
+                         "recorded releases have no rollouts")
+    prefixes = [AgenticPrefix.model_validate_json(d) for d in agentic_prefixes["document"].to_list()]
+    key = privacy_key.key()
+    with completion_store.open(s.warehouse_dir) as store:
+        sent: set[str] = set()
+
+        def asker(target: ReleaseConfig):
+            def ask(calls):
+                answered = answer(calls, store, model_endpoint, target, dispatch, context.log.info)
+                sent.update(answered.sent)
+                return answered.stored
+            return ask
+
+        tool_model = None
+        if cfg.tool_model is not None:
+            tm = cfg.tool_model
+            target = ReleaseConfig(name=f"{release.name}-tool-model", backend="openai", model=tm.model, base_url=tm.base_url,
+                                   api_key_env=tm.api_key_env, sampling=SamplingParams(temperature=0, max_tokens=tm.max_tokens))
+            tool_model = ToolModel(model=tm.model, ask=asker(target), release=target.name, max_tokens=tm.max_tokens)
+        simulator = Simulator([RecordedLayer(recorded_of(tool_call_records)), SnapshotLayer()])
+        engine = Engine(body=lambda messages, tools: chat_body(messages, release) | ({"tools": list(tools)} if tools else {}),
+                        ask_candidate=asker(release), simulator=simulator, release=release.name, max_steps=cfg.max_steps,
+                        tool_model=tool_model)
+        rollouts = engine.run(prefixes, _session)
+    for r in rollouts:
+        r.session.close()
+    privacy = s.config.privacy
+    scrubber = Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
+    table = rollout_table(rollouts, lambda texts, groups: gated_scrub(
+        texts, groups, scrubber, key, privacy.canaries.count if privacy.canaries.enabled else 0)[0])
+    provenance = table.select(pl.col("recorded", "snapshot", "llm", "unanswered").sum())
+    return dg.Output(table, metadata={
+        "rollouts": len(table), "steps": int(table["steps"].sum() or 0), "calls_sent": len(sent),
+        "stop_reasons": md_table(table.group_by("stop_reason").len().sort("stop_reason")),
+        "tool_answers_by_provenance": md_table(provenance),
+        "destructive_rollouts": int((table["destructive_actions"].list.len() > 0).sum()),
+    })
