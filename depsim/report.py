@@ -65,6 +65,13 @@ def agentic_lines(study: Study) -> list[str]:
     records = wh.read_or_empty("tool_call_records")
     lines = [f"agentic [{study.config.study}]: {len(table)} trajectories, {int(table['calls'].sum() or 0)} tool calls, "
              f"{len(quarantined)} quarantined; {len(prefixes)} prefixes; {len(records)} recorded tool answers"]
+    for release in study.config.releases:
+        if wh.exists("agentic_rollouts", release.name):
+            rollouts = wh.read("agentic_rollouts", [release.name])
+            stops = ", ".join(f"{r['stop_reason']} {r['len']}" for r in rollouts.group_by("stop_reason").len().sort("stop_reason").iter_rows(named=True))
+            answers = rollouts.select(pl.col("recorded", "snapshot", "llm", "unanswered").sum()).row(0, named=True)
+            lines.append(f"  rollouts of '{release.name}': {len(rollouts)} ({stops}); tool answers {answers}; "
+                         f"destructive {int((rollouts['destructive_actions'].list.len() > 0).sum())}")
     trajectories = trajectories_of(table)
     for label, recorded in (("snapshot layer alone", False), ("recorded + snapshot", True)):
         calls = leave_one_out(trajectories, stored_snapshot, recorded=recorded)

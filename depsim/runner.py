@@ -200,6 +200,9 @@ def run_study(
     for name in graded:
         progress(f"{tag} completions and labels for '{name}'")
         materialize(PER_RELEASE_GRADING, name)
+        if has_trajectories(cfg) and cfg.release(name).backend == "openai":
+            progress(f"{tag} agentic rollouts for '{name}' (up to {cfg.agentic.max_steps} steps per prefix)")
+            materialize(["agentic_rollouts"], name)
     progress(f"{tag} grader calibration (leave-one-release-out, every graded release)")
     materialize(["grader_calibration"])
     for name in graded:

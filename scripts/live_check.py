@@ -54,8 +54,8 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(python: str, model: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [python, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+def start_server(python: str, model: str, port: int, log: Path, n_ctx: int = 4096) -> subprocess.Popen[bytes]:
+    cmd = [python, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
            "--model_alias", "smollm2"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
