@@ -202,7 +202,7 @@ def run_study(
         materialize(PER_RELEASE_GRADING, name)
         if has_trajectories(cfg) and cfg.release(name).backend == "openai":
             progress(f"{tag} agentic rollouts for '{name}' (up to {cfg.agentic.max_steps} steps per prefix)")
-            materialize(["agentic_rollouts"], name)
+            materialize(["agentic_rollouts", "agentic_labels"], name)
     progress(f"{tag} grader calibration (leave-one-release-out, every graded release)")
     materialize(["grader_calibration"])
     for name in graded:

@@ -14,12 +14,14 @@ from depsim_assets.core.agentic.overlay import Snapshot
 from depsim_assets.core.agentic.prefix import AgenticPrefix
 from depsim_assets.core.agentic.recorded_calls import RecordedLayer
 from depsim_assets.core.agentic.rollout import Engine
+from depsim_assets.core.agentic.rollout_items import category_rates, rollout_items
 from depsim_assets.core.agentic.scrubbing import gated_scrub
 from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer
 from depsim_assets.core.agentic.tables import recorded_of, rollout_table
 from depsim_assets.core.agentic.tool_model import ToolModel
 from depsim_assets.core.answer import answer
 from depsim_assets.core.config import ReleaseConfig, SamplingParams
+from depsim_assets.core.graders.grade import grade_items
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.requests import chat_body
 from depsim_assets.metadata import md_table
@@ -99,3 +101,29 @@ def agentic_rollouts(
         "tool_answers_by_provenance": md_table(provenance),
         "destructive_rollouts": int((table["destructive_actions"].list.len() > 0).sum()),
     })
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"polars", "parquet"},
+    description="One label per (rollout, category, grader), from the study's graders seeing each rollout whole: the "
+    "candidate's turns, the commands it ran and every tool output with the layer that answered it. Agentic categories "
+    "(misrepresented work, tool-result lies, tool misuse, background-work promises, destructive actions) with their "
+    "eligibility; per-category rates with exact 95% intervals in the metadata.",
+)
+def agentic_labels(
+    context: dg.AssetExecutionContext,
+    study: StudyResource,
+    model_endpoint: ModelEndpointResource,
+    completion_store: CompletionStoreResource,
+    agentic_rollouts: pl.DataFrame,
+    agentic_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    items = rollout_items(agentic_rollouts, agentic_prefixes)
+    with completion_store.open(s.warehouse_dir) as store:
+        labels = grade_items(s, context.partition_key, items, store, model_endpoint, context.log.info)
+    rates = category_rates(labels)
+    return dg.Output(labels, metadata={"rollouts": len(items), "labels": len(labels), "rates": md_table(rates)})

@@ -119,7 +119,7 @@ class FakeOpenAI:
                                                      "param": "response_format"}}, status=400)
             text = self._verdict(body, last)
         message: dict[str, Any] = {"role": "assistant", "content": text}
-        scripted = self._scripted(body)
+        scripted = None if last.startswith("CATEGORIES: ") else self._scripted(body)
         if scripted is not None:
             message = scripted
             text = json.dumps(scripted)

@@ -30,10 +30,16 @@ ITEM_PREFIX_COLUMNS = ["prefix_id", "conversation_id", "attributes", "messages"]
 def grade_release(study: Study, release: str, prefixes: pl.DataFrame, completions: pl.DataFrame, store: Any,
                   endpoint: Any, log: Callable[[str], None] = lambda _: None) -> pl.DataFrame:
     """One label row per (completion, category, grader), with each category's eligibility."""
-    taxonomy = load_taxonomy(study.config.taxonomy)
     if "reasoning" not in completions.columns:  # recorded completions from a file carry no reasoning
         completions = completions.with_columns(reasoning=pl.lit(None, pl.String))
     items = completions.select(ITEM_COMPLETION_COLUMNS).join(prefixes.select(ITEM_PREFIX_COLUMNS), on="prefix_id", how="left")
+    return grade_items(study, release, items, store, endpoint, log)
+
+
+def grade_items(study: Study, release: str, items: pl.DataFrame, store: Any, endpoint: Any,
+                log: Callable[[str], None] = lambda _: None) -> pl.DataFrame:
+    """Grade items (ITEM_COMPLETION_COLUMNS + ITEM_PREFIX_COLUMNS): completions, or rendered agentic rollouts."""
+    taxonomy = load_taxonomy(study.config.taxonomy)
     eligible = {c.id: c.eligibility.mask(items) for c in taxonomy.categories}
     out = []
     for cfg in study.config.graders:

@@ -9,7 +9,7 @@ import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-Signal = Literal["judge", "refusal", "pii", "tool_misuse", "eval_awareness"]
+Signal = Literal["judge", "refusal", "pii", "tool_misuse", "eval_awareness", "destructive_action"]
 
 
 class RequestEligibility(BaseModel):
@@ -34,8 +34,11 @@ class Eligibility(BaseModel):
         if self.attribute is not None:
             values = prefixes["attributes"].cast(pl.String).str.json_path_match(f"$.{self.attribute}")
             m &= values.is_in(self.in_ or []).fill_null(False)
-        if self.has_tool_calls is not None:
-            has = prefixes["messages"].list.eval(pl.element().struct.field("tool_calls").is_not_null()).list.any()
+        if self.has_tool_calls is not None:  # in the context, or made by the completion itself (an agentic rollout)
+            has = prefixes["messages"].list.eval(pl.element().struct.field("tool_calls").is_not_null()).list.any().fill_null(False)
+            if "tool_calls" in prefixes.columns:
+                calls = prefixes["tool_calls"].cast(pl.String)
+                has |= (calls.is_not_null() & (calls != "[]")).fill_null(False)
             m &= has == self.has_tool_calls
         return m
 
