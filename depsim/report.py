@@ -70,8 +70,13 @@ def agentic_lines(study: Study) -> list[str]:
             rollouts = wh.read("agentic_rollouts", [release.name])
             stops = ", ".join(f"{r['stop_reason']} {r['len']}" for r in rollouts.group_by("stop_reason").len().sort("stop_reason").iter_rows(named=True))
             answers = rollouts.select(pl.col("recorded", "snapshot", "llm", "unanswered").sum()).row(0, named=True)
-            lines.append(f"  rollouts of '{release.name}': {len(rollouts)} ({stops}); tool answers {answers}; "
-                         f"destructive {int((rollouts['destructive_actions'].list.len() > 0).sum())}")
+            lines.append(f"  rollouts of '{release.name}': {len(rollouts)} ({stops}); tool answers {answers}")
+        if wh.exists("agentic_labels", release.name):
+            from depsim_assets.core.agentic.rollout_items import category_rates
+
+            for r in category_rates(wh.read("agentic_labels", [release.name])).iter_rows(named=True):
+                rate = "-" if r["rate"] is None else f"{r['rate']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}]"
+                lines.append(f"    {r['category']:<20} ({r['grader_id']}) flagged {r['flagged']}/{r['eligible']} rollouts, rate {rate}")
     trajectories = trajectories_of(table)
     for label, recorded in (("snapshot layer alone", False), ("recorded + snapshot", True)):
         calls = leave_one_out(trajectories, stored_snapshot, recorded=recorded)

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import orjson
 
-from depsim_assets.core.config import Study, has_trajectories, load_study
+from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
 from depsim_assets.core.ingest import expand_paths
 from depsim_assets.definitions import build_resources, study_assets, study_checks
 
@@ -142,7 +142,7 @@ def upstream_signature(study: Study) -> str:
     except (FileNotFoundError, ValueError):
         paths = []  # the traffic asset reports a missing source in its own words
     files = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
-    body = orjson.dumps([cfg.sources, cfg.ingest, cfg.privacy, cfg.prefixes, str(study.root), files],
+    body = orjson.dumps([cfg.sources, cfg.ingest, cfg.privacy, cfg.prefixes, cfg.agentic, str(study.root), files],
                         default=lambda o: o.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()
 
@@ -179,14 +179,15 @@ def run_study(
 
     signature = upstream_signature(study)
     marker = wh.root / "_runs" / "upstream.signature"
-    upstream = UPSTREAM + (AGENTIC if has_trajectories(cfg) else [])
+    chat, agentic = has_conversations(cfg), has_trajectories(cfg)
+    upstream = (UPSTREAM if chat else []) + (AGENTIC if agentic else [])
     fresh = not refresh and all(wh.exists(t) for t in upstream) and marker.exists() and marker.read_text() == signature
     if fresh:
         summary.skipped = list(upstream)
         progress(f"{tag} upstream assets unchanged since their last run: reused ({', '.join(upstream)})")
     else:
-        progress(f"{tag} materializing {len(upstream)} study-wide assets (traffic, de-identification, prefixes"
-                 + (", trajectories)" if len(upstream) > len(UPSTREAM) else ")"))
+        what = ["traffic, de-identification, prefixes"] * chat + ["trajectories, agentic prefixes, recorded tool calls"] * agentic
+        progress(f"{tag} materializing {len(upstream)} study-wide assets ({'; '.join(what)})")
         materialize(upstream)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(signature)
@@ -198,11 +199,15 @@ def run_study(
         progress(f"{tag} incumbent '{name}' was never graded: running it first")
     graded = first + names
     for name in graded:
+        if agentic:
+            how = f"up to {cfg.agentic.max_steps} steps per prefix" if cfg.release(name).backend == "openai" else "recorded"
+            progress(f"{tag} agentic rollouts and their labels for '{name}' ({how})")
+            materialize(["agentic_rollouts", "agentic_labels"], name)
+    if not chat:
+        return summary
+    for name in graded:
         progress(f"{tag} completions and labels for '{name}'")
         materialize(PER_RELEASE_GRADING, name)
-        if has_trajectories(cfg) and cfg.release(name).backend == "openai":
-            progress(f"{tag} agentic rollouts for '{name}' (up to {cfg.agentic.max_steps} steps per prefix)")
-            materialize(["agentic_rollouts", "agentic_labels"], name)
     progress(f"{tag} grader calibration (leave-one-release-out, every graded release)")
     materialize(["grader_calibration"])
     for name in graded:

@@ -21,7 +21,7 @@ from depsim_assets import (
     traffic,
     trajectories,
 )
-from depsim_assets.core.config import Study, has_trajectories, load_study
+from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
 from depsim_assets.partitions import bind_to_study
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
@@ -34,7 +34,8 @@ ASSETS = [traffic.deidentified_conversations, simulation.replay_prefixes,
           simulation.regenerated_completions, grading.graded_labels, grading.review_queue, grading.grader_calibration,
           forecasting.rate_forecasts, forecasting.release_comparison, post_release.observed_production_rates,
           post_release.forecast_scorecard]
-# Only in studies with `kind: trajectory` sources, so a chat study's UI shows no empty agentic group.
+# Only in studies with `kind: trajectory` sources, so a chat study's UI shows no empty agentic group (and a
+# trajectory-only study shows no conversation pipeline).
 AGENTIC_ASSETS = [trajectories.agentic_trajectories, trajectories.agentic_prefixes, trajectories.tool_call_records,
                   rollouts.agentic_rollouts, rollouts.agentic_labels]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
@@ -53,11 +54,12 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
-    return bind_to_study(ASSETS + (AGENTIC_ASSETS if has_trajectories(study.config) else []), study.config)
+    chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
+    return bind_to_study(chosen, study.config)
 
 
 def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
-    return CHECKS + (AGENTIC_CHECKS if has_trajectories(study.config) else [])
+    return (CHECKS if has_conversations(study.config) else []) + (AGENTIC_CHECKS if has_trajectories(study.config) else [])
 
 
 def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:

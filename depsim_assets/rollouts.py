@@ -13,7 +13,7 @@ import polars as pl
 from depsim_assets.core.agentic.overlay import Snapshot
 from depsim_assets.core.agentic.prefix import AgenticPrefix
 from depsim_assets.core.agentic.recorded_calls import RecordedLayer
-from depsim_assets.core.agentic.rollout import Engine
+from depsim_assets.core.agentic.rollout import Engine, recorded_rollout
 from depsim_assets.core.agentic.rollout_items import category_rates, rollout_items
 from depsim_assets.core.agentic.scrubbing import gated_scrub
 from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer
@@ -22,6 +22,7 @@ from depsim_assets.core.agentic.tool_model import ToolModel
 from depsim_assets.core.answer import answer
 from depsim_assets.core.config import ReleaseConfig, SamplingParams
 from depsim_assets.core.graders.grade import grade_items
+from depsim_assets.core.ingest import expand_paths
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.requests import chat_body
 from depsim_assets.metadata import md_table
@@ -46,9 +47,10 @@ def _session(prefix: AgenticPrefix) -> Session:
     pool="llm",
     kinds={"openai", "parquet"},
     description="The release's rollout from every agentic prefix: up to `agentic.max_steps` candidate turns, each tool "
-    "call answered by the simulator (recorded, snapshot, then the tool model) with its provenance, and why the rollout "
-    "stopped (final_answer, submit, step_limit, unanswerable_call, model_call_failed, ...). Destructive actions are "
-    "flagged by rule. Texts are de-identified and gated before they are stored.",
+    "call answered by the simulator (recorded, snapshot, then the tool model) with its provenance, and the stop reason "
+    "(final_answer, submit, step_limit, unanswerable_call, model_call_failed, ...). A `recorded` release's rollouts are "
+    "its own recorded trajectories (`recorded.path`) continued from each cut. Destructive actions are flagged by rule; "
+    "texts are de-identified and gated before they are stored.",
 )
 def agentic_rollouts(
     context: dg.AssetExecutionContext,
@@ -62,11 +64,21 @@ def agentic_rollouts(
     s = study.load()
     release = s.config.release(context.partition_key)
     cfg, dispatch = s.config.agentic, s.config.dispatch
-    if release.backend != "openai":
-        raise dg.Failure(f"release {release.name}: agentic rollouts need a live model (backend 'openai'); "
-                         "recorded releases have no rollouts")
     prefixes = [AgenticPrefix.model_validate_json(d) for d in agentic_prefixes["document"].to_list()]
     key = privacy_key.key()
+    privacy = s.config.privacy
+    scrubber = Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
+
+    def scrub(texts: list[str], groups: list[str]) -> list[str]:
+        return gated_scrub(texts, groups, scrubber, key, privacy.canaries.count if privacy.canaries.enabled else 0)[0]
+
+    if release.backend == "recorded":
+        assert release.recorded is not None and release.recorded.path
+        files = {p.name for p in expand_paths([release.recorded.path], s.root)}
+        mine = [recorded_rollout(p) for p in prefixes if p.source.split(":", 1)[-1] in files]
+        table = rollout_table(mine, scrub)
+        return dg.Output(table, metadata={"rollouts": len(table), "recorded_from": dg.MetadataValue.json(sorted(files)),
+                                          "stop_reasons": md_table(table.group_by("stop_reason").len().sort("stop_reason"))})
     with completion_store.open(s.warehouse_dir) as store:
         sent: set[str] = set()
 
@@ -90,10 +102,7 @@ def agentic_rollouts(
         rollouts = engine.run(prefixes, _session)
     for r in rollouts:
         r.session.close()
-    privacy = s.config.privacy
-    scrubber = Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
-    table = rollout_table(rollouts, lambda texts, groups: gated_scrub(
-        texts, groups, scrubber, key, privacy.canaries.count if privacy.canaries.enabled else 0)[0])
+    table = rollout_table(rollouts, scrub)
     provenance = table.select(pl.col("recorded", "snapshot", "llm", "unanswered").sum())
     return dg.Output(table, metadata={
         "rollouts": len(table), "steps": int(table["steps"].sum() or 0), "calls_sent": len(sent),

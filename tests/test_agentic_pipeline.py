@@ -35,6 +35,14 @@ def test_agentic_study_stores_trajectories_prefixes_and_recorded_answers(tmp_pat
     # interface syntax survives de-identification: the stored v0 cursor command is the one the agent typed
     commands = [c.command for t in trajectories_of(table) for _, c, _ in t.calls()]
     assert "set_cursors 1475 1475\n" in commands and not any("555" in c for c in commands)
+    # each recorded release's rollouts are its own trajectory continued from every cut, graded by the rules
+    rollouts = wh.read("agentic_rollouts", all_partitions=True)
+    assert rollouts.group_by("release").len().sort("release").rows() == [("v0-cursors", 12), ("v0-window", 11), ("v1-linting", 11),
+                                                                          ("v1-replace", 11)]
+    assert set(rollouts["stop_reason"]) == {"submit"} and rollouts["unanswered"].sum() == 0
+    labels = wh.read("agentic_labels", all_partitions=True)
+    assert set(labels["category"]) == {"destructive_action", "tool_misuse"} and labels["status"].eq("ok").all()
+    assert not wh.exists("deidentified_conversations")  # a trajectory-only study has no conversation pipeline
     # the simulator replays the stored (de-identified) trajectories: reads answered and equal to the recording
     lines = agentic_lines(study)
     read = next(line for line in lines if "snapshot layer alone" in line and " read " in line)

@@ -357,6 +357,11 @@ def has_trajectories(config: StudyConfig) -> bool:
     return any(s.kind == "trajectory" for s in config.sources)
 
 
+def has_conversations(config: StudyConfig) -> bool:
+    """A study with traffic or eval-set sources has the conversation pipeline (a trajectory-only study has not)."""
+    return any(s.kind != "trajectory" for s in config.sources)
+
+
 class Study(BaseModel):
     """A loaded config plus where it came from, so relative paths resolve against the file."""
 

@@ -23,6 +23,7 @@ Cut = Literal["final", "every", "sample"]
 class AgenticPrefix(Frozen):
     prefix_id: str
     trajectory_id: str
+    source: str = Field("", description="source name and file the trajectory came from")
     step: int = Field(description="1-based index of the assistant step to regenerate")
     steps: int = Field(description="assistant steps in the trajectory")
     messages: tuple[Message, ...]
@@ -53,7 +54,7 @@ def cut(trajectory: Trajectory, how: Cut = "final", per_trajectory: int = 3, see
         chosen = sorted(random.Random(digest).sample(points, min(per_trajectory, len(points))))
     return [
         AgenticPrefix(
-            prefix_id=f"{trajectory.id}#{points.index(i) + 1}", trajectory_id=trajectory.id, step=points.index(i) + 1,
+            prefix_id=f"{trajectory.id}#{points.index(i) + 1}", trajectory_id=trajectory.id, source=trajectory.source, step=points.index(i) + 1,
             steps=len(points), messages=trajectory.messages[:i], reference=trajectory.messages[i:], tools=trajectory.tools,
             repo=trajectory.repo, interface=trajectory.interface,
         )

@@ -24,7 +24,7 @@ from depsim_assets.core.agentic.trajectory import Interface, Message, ToolCall
 from depsim_assets.core.dispatch import Call
 from depsim_assets.core.requests import request_key
 
-STOP_REASONS = ("final_answer", "submit", "step_limit", "unanswerable_call", "model_call_failed", "tool_model_failed",
+STOP_REASONS = ("final_answer", "submit", "recorded_end", "step_limit", "unanswerable_call", "model_call_failed", "tool_model_failed",
                 "unparseable_action")
 FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 SUBMIT = {"submit"}
@@ -74,7 +74,7 @@ class ToolStep:
 @dataclass
 class Rollout:
     prefix: AgenticPrefix
-    session: Session
+    session: Session | None  # None for a recorded continuation
     messages: list[dict[str, Any]]
     steps: int = 0
     tools: list[ToolStep] = field(default_factory=list)
@@ -186,3 +186,23 @@ class Engine:
                           {"role": "tool", "tool_call_id": call.id, "content": response.output})
         if request.verb in SUBMIT:
             r.end("submit")
+
+
+def recorded_rollout(prefix: AgenticPrefix) -> Rollout:
+    """The prefix's own recorded continuation as a rollout: what the recorded agent did from the cut on,
+    every tool answer `recorded` (a recorded release's rollouts, for offline studies)."""
+    r = Rollout(prefix, None, [])
+    answers = {m.tool_call_id: m.content for m in prefix.reference if m.role == "tool"}
+    last_calls: tuple[ToolCall, ...] = ()
+    for m in prefix.reference:
+        if m.role != "assistant":
+            continue
+        r.steps += 1
+        r.replies.append(m.content)
+        last_calls = m.tool_calls
+        for c in m.tool_calls:
+            r.tools.append(ToolStep(r.steps, c.id, c.command or f"{c.name} {c.arguments}", answers.get(c.id, ""), "recorded",
+                                    "the release's own recorded trajectory"))
+    verbs = [ToolRequest.of(c).verb for c in last_calls]
+    r.end("submit" if SUBMIT & set(verbs) else "final_answer" if not last_calls else "recorded_end")
+    return r
