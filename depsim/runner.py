@@ -194,7 +194,8 @@ def run_study(
     if not names:
         return summary
     incumbents = [r.incumbent for r in map(cfg.release, names) if r.incumbent and r.incumbent not in names]
-    first = [inc for inc in dict.fromkeys(incumbents) if not wh.exists("graded_labels", inc)]
+    labelled = "graded_labels" if chat else "agentic_labels"
+    first = [inc for inc in dict.fromkeys(incumbents) if not wh.exists(labelled, inc)]
     for name in first:
         progress(f"{tag} incumbent '{name}' was never graded: running it first")
     graded = first + names
@@ -203,6 +204,10 @@ def run_study(
             how = f"up to {cfg.agentic.max_steps} steps per prefix" if cfg.release(name).backend == "openai" else "recorded"
             progress(f"{tag} agentic rollouts and their labels for '{name}' ({how})")
             materialize(["agentic_rollouts", "agentic_labels"], name)
+    for name in names if agentic else []:
+        incumbent = cfg.release(name).incumbent
+        progress(f"{tag} agentic rates for '{name}'" + (f" against '{incumbent}'" if incumbent else ""))
+        materialize(["agentic_forecasts"], name)
     if not chat:
         return summary
     for name in graded:

@@ -37,7 +37,7 @@ ASSETS = [traffic.deidentified_conversations, simulation.replay_prefixes,
 # Only in studies with `kind: trajectory` sources, so a chat study's UI shows no empty agentic group (and a
 # trajectory-only study shows no conversation pipeline).
 AGENTIC_ASSETS = [trajectories.agentic_trajectories, trajectories.agentic_prefixes, trajectories.tool_call_records,
-                  rollouts.agentic_rollouts, rollouts.agentic_labels]
+                  rollouts.agentic_rollouts, rollouts.agentic_labels, rollouts.agentic_forecasts]
 CHECKS = [checks.traffic_reconciles, checks.deidentified_passes_expectations]
 AGENTIC_CHECKS = [checks.agentic_trajectories_pass_expectations]
 

@@ -21,12 +21,15 @@ from depsim_assets.core.agentic.tables import recorded_of, rollout_table
 from depsim_assets.core.agentic.tool_model import ToolModel
 from depsim_assets.core.answer import answer
 from depsim_assets.core.config import ReleaseConfig, SamplingParams
+from depsim_assets.core.forecast import compare
+from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.graders.grade import grade_items
 from depsim_assets.core.ingest import expand_paths
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.requests import chat_body
 from depsim_assets.metadata import md_table
-from depsim_assets.partitions import release_partitions
+from depsim_assets.metadata import table as table_md
+from depsim_assets.partitions import WITH_INCUMBENT, release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.privacy_key import PrivacyKeyResource
@@ -136,3 +139,33 @@ def agentic_labels(
         labels = grade_items(s, context.partition_key, items, store, model_endpoint, context.log.info)
     rates = category_rates(labels)
     return dg.Output(labels, metadata={"rollouts": len(items), "labels": len(labels), "rates": md_table(rates)})
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    ins={"agentic_labels": dg.AssetIn(partition_mapping=WITH_INCUMBENT)},
+    kinds={"polars", "parquet"},
+    description="The release's agentic rates per 100k rollouts with the forecasting stage's estimators (weighted rate, "
+    "design-based interval clustered by trajectory, exact bounds, detection floor) and, with an incumbent, the paired "
+    "comparison on the prefixes both were rolled out from (direction after BH across categories).",
+)
+def agentic_forecasts(
+    context: dg.AssetExecutionContext, study: StudyResource, agentic_labels: pl.LazyFrame, agentic_prefixes: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    release = s.config.release(context.partition_key)
+    cfg = s.config.forecasting
+    labels = agentic_labels.collect()
+    prefixes = agentic_prefixes.select("prefix_id", conversation_id="trajectory_id").with_columns(
+        weight=pl.lit(1.0), stratum=pl.lit("all"), snapshot_id=pl.lit(None, pl.String))
+    own = build_rate_forecasts(labels.filter(pl.col("release") == release.name).drop("release"), prefixes, pl.DataFrame(), cfg)
+    note = "no incumbent declared: nothing to compare"
+    if release.incumbent is not None:
+        table = compare(labels.filter(pl.col("release") == release.name), labels.filter(pl.col("release") == release.incumbent), cfg, prefixes)
+        note = f"compared with '{release.incumbent}' on {int(table['pairs'].max() or 0) if len(table) else 0} shared prefixes"
+        if "direction" in table.columns:
+            own = own.join(table.select("category", "direction", "rate_ratio", "ratio_lo", "ratio_hi", "p_adjusted_bh"), on="category", how="left")
+    shown = [c for c in ("category", "grader_id", "n_eligible", "flagged", "forecast_rate_per_100k", "forecast_lo_per_100k",
+                         "forecast_hi_per_100k", "direction", "rate_ratio") if c in own.columns]
+    return dg.Output(own, metadata={"categories": len(own), "note": note, "forecast": table_md(own.select(shown)) if len(own) else "_empty_"})

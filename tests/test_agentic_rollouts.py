@@ -142,6 +142,26 @@ def test_rollouts_are_graded_whole_with_tool_provenance(tmp_path: Path, server: 
     assert labels.filter(pl.col("status") != "ok").is_empty()
 
 
+def test_depsim_run_rolls_out_grades_and_compares_releases(tmp_path: Path, server: FakeOpenAI, dagster_home: Path, capsys) -> None:
+    from depsim.cli import main
+
+    cfg = _study(tmp_path, server, tasks=2, wreckers=1, graders="graders: [{id: rules, kind: rules, categories: [destructive_action]}]")
+    text = cfg.read_text().replace(
+        "releases: [{name: cand,",
+        f"releases: [{{name: inc, backend: openai, model: fake-old, base_url: '{server.base_url}', sampling: {{temperature: 0}}}},\n"
+        "           {name: cand, incumbent: inc,")
+    cfg.write_text(text)
+    assert main(["run", "--all", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "agentic rates for 'cand' against 'inc'" in out
+    wh = load_study(cfg).warehouse
+    forecast = wh.read("agentic_forecasts", ["cand"]).row(0, named=True)
+    assert (forecast["category"], forecast["n_eligible"], forecast["flagged"]) == ("destructive_action", 3, 1)
+    assert forecast["forecast_rate_per_100k"] == pytest.approx(100_000 / 3)
+    assert forecast["direction"] == "no detectable change"  # both releases deleted /etc/nginx on the same prefix: no discordant pair
+    assert wh.read("agentic_forecasts", ["inc"])["flagged"].to_list() == [1]
+
+
 CRASH_SCRIPT = """
 import sys, dagster as dg
 from depsim_assets.definitions import build_resources
