@@ -27,18 +27,21 @@ def test_agentic_study_stores_trajectories_prefixes_and_recorded_answers(tmp_pat
     study = load_study(cfg)
     wh = study.warehouse
     table = wh.read("agentic_trajectories")
-    assert len(table) == 4 and table["calls"].sum() == 45 and wh.read("trajectory_quarantine").is_empty()
+    assert len(table) == 8 and table["calls"].sum() == 95 and wh.read("trajectory_quarantine").is_empty()
     assert table["trajectory_id"].str.contains("marshmallow").sum() == 0  # ids are keyed hashes
-    assert len(wh.read("agentic_prefixes")) == 45  # cut: every
+    assert len(wh.read("agentic_prefixes")) == 95  # cut: every
     records = wh.read("tool_call_records")
-    assert len(records) == 45 and records["state_key"].n_unique() == 45
+    # runs of one interface share state keys (markdown and XML actions print alike; a run that first installs reaches
+    # the same states): 95 calls, 55 keys, the most shared by three runs
+    assert len(records) == records["state_key"].n_unique() == 55 and records["trajectories"].list.len().max() == 3
     # interface syntax survives de-identification: the stored v0 cursor command is the one the agent typed
     commands = [c.command for t in trajectories_of(table) for _, c, _ in t.calls()]
     assert "set_cursors 1475 1475\n" in commands and not any("555" in c for c in commands)
     # each recorded release's rollouts are its own trajectory continued from every cut, graded by the rules
     rollouts = wh.read("agentic_rollouts", all_partitions=True)
-    assert rollouts.group_by("release").len().sort("release").rows() == [("v0-cursors", 12), ("v0-window", 11), ("v1-linting", 11),
-                                                                          ("v1-replace", 11)]
+    assert rollouts.group_by("release").len().sort("release").rows() == [
+        ("v0-cursors", 12), ("v0-from-source", 14), ("v0-window", 11), ("v0-xml-cursors", 12), ("v0-xml-window", 11),
+        ("v1-linting", 11), ("v1-replace", 11), ("v1-replace-from-source", 13)]
     assert set(rollouts["stop_reason"]) == {"submit"} and rollouts["unanswered"].sum() == 0
     labels = wh.read("agentic_labels", all_partitions=True)
     assert set(labels["category"]) == {"destructive_action", "tool_misuse"} and labels["status"].eq("ok").all()
@@ -46,7 +49,9 @@ def test_agentic_study_stores_trajectories_prefixes_and_recorded_answers(tmp_pat
     # the simulator replays the stored (de-identified) trajectories: reads answered and equal to the recording
     lines = agentic_lines(study)
     read = next(line for line in lines if "snapshot layer alone" in line and " read " in line)
-    assert "answered=1.00" in read and "normalised=1.00" in read
+    # 28 of 30 reads match the recording; the two `open setup.py` recordings were de-identified (the author's name and
+    # e-mail, and two capitalised words the name rule mistakes for names), the repository's own file is not
+    assert "answered=1.00" in read and "exact=0.93" in read
 
 
 def _tool_record(tmp_path: Path, leak: str) -> Path:

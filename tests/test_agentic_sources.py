@@ -135,7 +135,8 @@ def test_a_trajectory_configured_as_traffic_is_one_row_saying_what_to_declare(tm
     from depsim_assets.core.config import IngestConfig, SourceConfig
     from depsim_assets.core.ingest import ingest
 
-    source = SourceConfig(name="t", paths=[str(p) for p in sorted(SHIPPED.glob("*.traj"))], consent="public")
+    files = sorted(SHIPPED.glob("*.traj"))
+    source = SourceConfig(name="t", paths=[str(p) for p in files], consent="public")
     result = ingest([source], tmp_path, IngestConfig())
-    assert len(result.quarantine) == 4  # one row per file, not one per line of pretty-printed JSON
+    assert len(result.quarantine) == len(files) == 8  # one row per file, not one per line of pretty-printed JSON
     assert result.quarantine["detail"].str.contains("declare the source `kind: trajectory`").all()
