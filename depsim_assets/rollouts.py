@@ -87,7 +87,8 @@ def agentic_rollouts(
 
         def asker(target: ReleaseConfig):
             def ask(calls):
-                answered = answer(calls, store, model_endpoint, target, dispatch, context.log.info)
+                answered = answer(calls, store, model_endpoint, target, dispatch, context.log.info, target.budget_usd,
+                                  store.spent(target.name))
                 sent.update(answered.sent)
                 return answered.stored
             return ask

@@ -120,6 +120,19 @@ def test_without_a_tool_model_an_unanswerable_call_stops_the_rollout(tmp_path: P
     assert (row["snapshot"], row["llm"], row["unanswered"]) == (3, 0, 1)
 
 
+def test_the_budget_stops_rollouts_and_a_raised_budget_resumes_them(tmp_path: Path, server: FakeOpenAI, instance) -> None:
+    cfg = _study(tmp_path, server, tasks=3, latency_concurrency=1)
+    prices = "dispatch: {concurrency: 1, timeout_s: 5.0, prices: {fake-model: {input_per_mtok: 1000000, output_per_mtok: 0}},"
+    text = cfg.read_text().replace("dispatch: {concurrency: 1,", prices).replace("sampling: {temperature: 0}}]", "sampling: {temperature: 0}, budget_usd: 600}]")
+    cfg.write_text(text)  # $1 per prompt token: the first wave (3 calls of ~60 tokens) fits, later ones do not
+    assert _materialize(cfg, instance).success
+    rows = load_study(cfg).warehouse.read("agentic_rollouts", ["cand"])
+    assert set(rows["stop_reason"]) == {"budget"} and set(rows["stop_detail"]) == {"budget_exhausted"}
+    cfg.write_text(cfg.read_text().replace("budget_usd: 600", "budget_usd: 100000000"))
+    assert _materialize(cfg, instance, upstream=False).success
+    assert set(load_study(cfg).warehouse.read("agentic_rollouts", ["cand"])["stop_reason"]) == {"final_answer"}
+
+
 GRADERS = """graders:
   - {{id: rules, kind: rules, categories: [destructive_action, tool_misuse]}}
   - {{id: judge, kind: llm_judge, model: fake-judge, base_url: '{url}', categories: [misrepresented_work, tool_result_lies]}}"""

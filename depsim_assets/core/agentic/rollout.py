@@ -4,8 +4,8 @@ Rollouts advance in waves: one model call per active rollout per wave, all sent 
 completion store (`answer`), then every tool call is answered by the simulator, calls the deterministic
 layers cannot answer going to the tool model in one more batch. Each request is a pure function of the
 prefix and the answers before it, so re-running after a crash rebuilds every rollout from the store and
-sends only what was never answered. A rollout stops on a final answer, a submit, the step limit, a
-failed call, or a tool call nobody can answer (recorded with the reason, never invented).
+sends only what was never answered. A rollout stops on a final answer, a submit, the step limit, the
+release's budget, a failed call, or a tool call nobody can answer (recorded with the reason, never invented).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from depsim_assets.core.agentic.trajectory import Interface, Message, ToolCall
 from depsim_assets.core.dispatch import Call
 from depsim_assets.core.requests import request_key
 
-STOP_REASONS = ("final_answer", "submit", "recorded_end", "step_limit", "unanswerable_call", "model_call_failed", "tool_model_failed",
+STOP_REASONS = ("final_answer", "submit", "recorded_end", "step_limit", "budget", "unanswerable_call", "model_call_failed", "tool_model_failed",
                 "unparseable_action")
 FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 SUBMIT = {"submit"}
@@ -117,7 +117,8 @@ class Engine:
                 r.steps += 1
                 r.request_keys.append(calls[id(r)].request_key)
                 if row is None or row["status"] != "ok":
-                    r.end("model_call_failed", (row or {}).get("failure_reason") or "no outcome stored")
+                    reason = (row or {}).get("failure_reason") or "no outcome stored"
+                    r.end("budget" if reason == "budget_exhausted" else "model_call_failed", reason)
                     continue
                 pending += self._take_reply(r, row)
             self._answer_unanswered(pending)
