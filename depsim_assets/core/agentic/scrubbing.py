@@ -1,11 +1,12 @@
-"""De-identify trajectories before anything is stored: every string through the scrubber, then the gate.
+"""De-identify agent traffic before anything is stored: every string through the scrubber, then the gate.
 
-Every text a trajectory carries — message content and names, tool-call arguments and command lines,
-recorded tool outputs, tool descriptions, the working-directory root — is scrubbed in one pass with
-the traffic scrubber (same keyed surrogates, so a value scrubbed in a command and in an output stays
-equal and recorded answers still match); interface syntax is shielded first (see `syntax.py`). Canary trajectories holding known identifiers are planted in
-the same pass; the independent gate then scans everything to be stored. A surviving canary or any
-finding raises `PrivacyGateError` before a row is returned. Trajectory ids become keyed hashes.
+Every text a trajectory (or a rollout) carries — message content and names, tool-call arguments and
+command lines, recorded tool outputs, tool descriptions, the working-directory root — is scrubbed in
+one pass with the traffic scrubber (same keyed surrogates, so a value scrubbed in a command and in an
+output stays equal and recorded answers still match); interface syntax is shielded first (see
+`syntax.py`). Canary texts holding known identifiers are planted in the same pass; the independent
+gate then scans everything to be stored. A surviving canary or any finding raises `PrivacyGateError`
+before a row is returned. Trajectory ids become keyed hashes.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from depsim_assets.core.agentic.syntax import shield, unshield
+from depsim_assets.core.agentic.trajectory import Message, ToolCall, Trajectory
 from depsim_assets.core.privacy.deidentify import canary_strings
 from depsim_assets.core.privacy.gate import PrivacyGateError, canary_values, scan
 from depsim_assets.core.privacy.rules import hmac_hex
 from depsim_assets.core.privacy.scrub import Scrubber
-from depsim_assets.core.agentic.syntax import shield, unshield
-from depsim_assets.core.agentic.trajectory import Message, ToolCall, Trajectory
 
 CANARY_SOURCE = "__canary__"
 
