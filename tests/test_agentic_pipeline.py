@@ -117,3 +117,17 @@ def test_trajectory_config_errors_name_the_source(tmp_path: Path, source: str, m
     cfg.write_text(f"study: bad\nwarehouse_dir: wh\nsources: [{source}]\n")
     with pytest.raises(ConfigError, match=message):
         load_study(cfg)
+
+
+def test_interface_syntax_is_shielded_but_identifiers_inside_file_windows_are_not() -> None:
+    from depsim_assets.core.agentic.scrubbing import gated_scrub
+    from depsim_assets.core.privacy.scrub import Scrubber
+
+    key = b"k" * 32
+    window = ("[File: /testbed/contacts.py (3 lines total)]\n1:OWNER = 'dana.whitfield@fastmail.fm'\n"
+              "2:PHONE = '+44 20 7946 0321'\n3:\n")
+    (command, shown), _ = gated_scrub(["set_cursors 1475 1475", window], ["t", "t"], Scrubber(key=key), key)
+    assert command == "set_cursors 1475 1475"
+    lines = shown.splitlines()
+    assert lines[0] == "[File: /testbed/contacts.py (3 lines total)]" and [line[:2] for line in lines[1:]] == ["1:", "2:", "3:"]
+    assert "dana.whitfield" not in shown and "7946 0321" not in shown
