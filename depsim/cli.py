@@ -76,6 +76,17 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_incident(args: argparse.Namespace) -> int:
+    from depsim_assets.core.config import load_study
+    from depsim_assets.core.incidents import record_event
+    from depsim_assets.staged_rollout import incidents_path
+
+    study = load_study(args.config)
+    head = record_event(incidents_path(study), args.incident, args.event, args.note or "", study.config_hash)
+    print(f"{args.incident}: {args.event} recorded (log head {head[:12]}); re-materialize `incidents` to show it")
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -95,7 +106,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from depsim.report import agentic_lines, forecast_lines, scorecard_lines
+    from depsim.report import agentic_lines, forecast_lines, rollout_lines, scorecard_lines
     from depsim.runner import REPO_ROOT, format_summary, run_study
     from depsim_assets.core.config import load_study
 
@@ -110,7 +121,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         study = load_study(path)
         summary = run_study(path, releases=[r.name for r in study.config.releases], debug=args.debug)
         print(format_summary(summary))
-        print("\n".join(forecast_lines(study) + scorecard_lines(study) + agentic_lines(study)))
+        print("\n".join(forecast_lines(study) + scorecard_lines(study) + rollout_lines(study) + agentic_lines(study)))
     print(f"demo finished in {time.perf_counter() - started:.1f}s")
     return 0
 
@@ -148,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver = ledger_sub.add_parser("verify", help="recompute the chain and name any entry that changed")
     _study_args(ver)
     ver.set_defaults(func=_cmd_ledger)
+    inc = sub.add_parser("incident", help="record the next lifecycle event of an incident (append-only)")
+    _study_args(inc)
+    inc.add_argument("incident", help="incident id, as the `incidents` asset lists it")
+    inc.add_argument("event", choices=["action_taken", "recovered", "reviewed"])
+    inc.add_argument("--note", help="what was done, by whom")
+    inc.set_defaults(func=_cmd_incident)
     sql = sub.add_parser("sql", help="query the warehouse with DuckDB (views over the Parquet files)")
     _study_args(sql)
     sql.add_argument("query", nargs="?", help="a SQL query; without one, list the tables")

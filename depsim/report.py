@@ -87,3 +87,25 @@ def agentic_lines(study: Study) -> list[str]:
                       if row["answered"] else "(none answered: needs execution)")
             lines.append(f"  simulator, {label:<22} {row['call_class']:<10} calls={row['calls']:>3} answered={row['answered']:.2f} {shares}")
     return lines
+
+
+def rollout_lines(study: Study) -> list[str]:
+    """Each release's staged-rollout decisions window by window, then the incidents."""
+    decisions = study.warehouse.read_or_empty("rollout_decisions", all_partitions=True)
+    if decisions.is_empty() or study.config.staged_rollout is None:
+        return []
+    stages = " -> ".join(f"{s.name} ({s.share:.0%})" for s in study.config.staged_rollout.stages)
+    lines = [f"staged rollout [{study.config.study}]: {stages}; decision per observed batch"]
+    per_window = decisions.select("release", "window", "stage", "decision", "next_stage", "reason").unique(["release", "window"])
+    for rel in study.config.releases:
+        rows = per_window.filter(pl.col("release") == rel.name).sort("window")
+        if rows.is_empty():
+            continue
+        lines.append(f"  {rel.name}: " + ", ".join(f"{r['window']} {r['stage']}:{r['decision']}" for r in rows.iter_rows(named=True)))
+        lines.append(f"    last reason: {rows['reason'][-1]}")
+    incidents = study.warehouse.read_or_empty("incidents")
+    lines.append(f"incidents [{study.config.study}]: {len(incidents)}")
+    for r in incidents.iter_rows(named=True):
+        lines.append(f"  {r['incident_id']} {r['release']}/{r['category']} {r['trigger']} ({r['severity']}) at {r['window']}: "
+                     f"{r['evidence']} -> {r['recommended_action']} [{r['status']}]")
+    return lines

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import orjson
 
+from depsim.rollout_run import replay_observed, roll_out
 from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
 from depsim_assets.core.ingest import expand_paths
 from depsim_assets.definitions import build_resources, study_assets, study_checks
@@ -85,6 +86,7 @@ class RunSummary:
     steps: list[StepSummary] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    rollout: list[dict[str, object]] = field(default_factory=list)
 
 
 def _shown(value: object) -> object | None:
@@ -170,12 +172,19 @@ def run_study(
     wh = study.warehouse
     tag = f"[{cfg.study}]"
 
-    def materialize(selection: list[str], partition: str | None = None) -> None:
+    def materialize(selection: list[str], partition: str | None = None, tolerated: frozenset[str] = frozenset()) -> dg.ExecuteInProcessResult:
+        """One run; a failed blocking check named in `tolerated` is an outcome (a roll back), not an error."""
         result = dg.materialize([*assets, *checks], instance=instance, resources=resources, run_config=console_config(debug),
                                 partition_key=partition, selection=dg.AssetSelection.keys(*selection), raise_on_error=False)
-        _collect(result, summary, partition)
-        if not result.success or not all(summary.checks.values()):
+        _collect(result, summary, str(partition) if partition else None)
+        evaluations = result.get_asset_check_evaluations()
+        failed = {ev.check_name for ev in evaluations if not ev.passed and ev.check_name not in tolerated}
+        steps_failed = {e.step_key for e in result.all_events if e.is_step_failure}
+        rolled_back = {ev.asset_key.path[-1] for ev in evaluations if not ev.passed and ev.check_name in tolerated}
+        outcome_only = bool(rolled_back) and steps_failed <= rolled_back
+        if failed or not (result.success or outcome_only):
             raise RunFailed(failure_line(result), failure_details(result))
+        return result
 
     signature = upstream_signature(study)
     marker = wh.root / "_runs" / "upstream.signature"
@@ -223,6 +232,11 @@ def run_study(
         materialize(["release_comparison"], name)
     progress(f"{tag} scoring forecasts across releases")
     materialize(["forecast_scorecard"])
+    if cfg.staged_rollout is not None:
+        written = replay_observed(study)
+        progress(f"{tag} staged rollout" + (f" (observed prefixes replayed as {written} ordered batches)" if written else ""))
+        summary.rollout = roll_out(study, names, instance, materialize, progress)
+        materialize(["incidents"])
     return summary
 
 

@@ -18,6 +18,7 @@ from depsim_assets import (
     post_release,
     rollouts,
     simulation,
+    staged_rollout,
     traffic,
     trajectories,
 )
@@ -55,7 +56,12 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
     chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
-    return bind_to_study(chosen, study.config)
+    rollout = staged_rollout.rollout_definitions(study)[0] if study.config.staged_rollout else []
+    return bind_to_study(chosen, study.config) + rollout
+
+
+def study_sensors(study: Study) -> list[dg.SensorDefinition]:
+    return staged_rollout.rollout_definitions(study)[1] if study.config.staged_rollout else []
 
 
 def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
@@ -64,7 +70,8 @@ def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
 
 def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:
     study = load_study(config)  # ConfigError: the location fails to load with every problem listed
-    return dg.Definitions(assets=study_assets(study), asset_checks=study_checks(study), resources=build_resources(str(study.path)))
+    return dg.Definitions(assets=study_assets(study), asset_checks=study_checks(study), sensors=study_sensors(study),
+                          resources=build_resources(str(study.path)))
 
 
 @dg.definitions

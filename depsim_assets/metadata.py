@@ -95,3 +95,29 @@ def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     ax.set(xscale="log", yscale="log", xlabel="observed per 100k", ylabel="forecast per 100k", xlim=(lo, hi), ylim=(lo, hi))
     ax.legend(fontsize=8)
     return _png(fig, "forecast vs observed")
+
+
+def rollout_plot(evidence: pl.DataFrame, release: str, categories: int = 6) -> dg.MetadataValue:
+    """Per category, the cumulative observed rate with its confidence sequence against the forecast's
+    prediction-interval upper bound, look by look, as an inline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    band = evidence.filter((pl.col("test") == "forecast_band") & pl.col("rate_per_100k").is_not_null()).sort("look")
+    cats = band["category"].unique(maintain_order=True).to_list()[:categories]
+    if not cats:
+        return dg.MetadataValue.md("_no category with a forecast and observations yet_")
+    fig, axes = plt.subplots(len(cats), 1, figsize=(6, 1.9 * len(cats)), squeeze=False, sharex=True)
+    for ax, cat in zip(axes[:, 0], cats, strict=True):
+        sub = band.filter(pl.col("category") == cat)
+        looks = sub["look"].to_numpy()
+        ax.fill_between(looks, sub["cs_lo_per_100k"].to_numpy(), sub["cs_hi_per_100k"].to_numpy(), alpha=0.25, label="observed (95% CS)")
+        ax.plot(looks, sub["rate_per_100k"].to_numpy(), "o-", ms=3, label="observed rate")
+        ax.plot(looks, sub["limit_per_100k"].to_numpy(), "r--", lw=1, label="forecast PI upper")
+        ax.set_title(cat, fontsize=9)
+        ax.set_ylabel("per 100k", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel("look (batch)")
+    return _png(fig, f"{release}: observed vs forecast band")

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from depsim_assets.core.rollout_plan import StagedRolloutConfig
 from depsim_assets.core.storage import Warehouse
 
 IdType = Literal["typed", "string"]
@@ -328,8 +329,7 @@ class StudyConfig(Strict):
     review: ReviewConfig = ReviewConfig()
     post_release: PostReleaseConfig = PostReleaseConfig()
     agentic: AgenticConfig = AgenticConfig()
-    # Owned by a later stage (rollout gates); validated there.
-    gates: dict[str, Any] = {}
+    staged_rollout: StagedRolloutConfig | None = None
 
     @field_validator("sources")
     @classmethod
@@ -342,6 +342,25 @@ class StudyConfig(Strict):
     @model_validator(mode="after")
     def _release_chain(self) -> StudyConfig:
         problems = release_chain_problems([r.model_dump() for r in self.releases])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _rollout_refs(self) -> StudyConfig:
+        plan = self.staged_rollout
+        if plan is None:
+            return self
+        from depsim_assets.core.graders.taxonomy import load_taxonomy  # the taxonomy with this study's overrides
+
+        known = {c.id for c in load_taxonomy(self.taxonomy).categories}
+        problems = ["staged_rollout: needs conversation traffic (a source that is not `kind: trajectory`)"] * (not has_conversations(self))
+        problems += [f"staged_rollout.gates.{c}: not a taxonomy category" for c in plan.gates if c not in known]
+        grader = plan.batches.grader or (self.post_release.observed.grader if self.post_release.observed else None)
+        if grader is not None and grader not in {g.id for g in self.graders}:
+            problems.append(f"staged_rollout.batches.grader: '{grader}' is not a grader of the study")
+        if plan.batches.replay_observed and (self.post_release.observed is None or grader is None):
+            problems.append("staged_rollout.batches.replay_observed: needs post_release.observed with a grader (the prefixes to replay)")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -39,6 +39,12 @@ def _lock(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """Every entry, under a shared lock (a reader never sees half an append)."""
+    with file_lock(_lock(path), shared=True):
+        return _entries(path)
+
+
 def _entries(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -28,6 +28,8 @@ import polars as pl
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from depsim_assets.core.stats import PER
+
 KAPPA0 = 2.0  # prior weight of mu = 0, in observations
 
 HISTORY_SCHEMA = pl.Schema({"release": pl.String, "category": pl.String, "residual": pl.Float64, "variance": pl.Float64})
@@ -125,6 +127,7 @@ def predict(forecasts: pl.DataFrame, history: pl.DataFrame, groups: dict[str, st
         m = models[g]
         centre, lo, hi = interval(m, row.get("forecast_rate_per_100k"), row.get("forecast_lo_per_100k"), row.get("forecast_hi_per_100k"),
                                   row.get("detection_floor_per_100k"), alpha)
+        hi = min(hi, PER) if hi is not None else None  # a log-scale interval can pass 100%: no rate can
         out.append({"category": row["category"], "error_group": g, "pi_centre_per_100k": centre, "pi_lo_per_100k": lo, "pi_hi_per_100k": hi,
                     "error_model": m.source, "error_history": m.history, "error_mu": m.mu, "error_tau": m.tau})
     extra = pl.DataFrame(out, schema={"category": pl.String, "error_group": pl.String, "pi_centre_per_100k": pl.Float64,
