@@ -8,12 +8,14 @@ import polars as pl
 from depsim_assets.core.ledger import entries_before, verify
 from depsim_assets.core.observed import (
     challenging_rows,
+    observed_from_counts,
     observed_changes,
     observed_from_file,
     observed_from_labels,
     scoring_rows,
 )
 from depsim_assets.core.prefixes import THIN_PREFIX_COLUMNS
+from depsim_assets.core.rollout_batches import COUNTS_SCHEMA, window_counts, window_files
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.scoring import confusion_frame, summarize
 from depsim_assets.metadata import md_table, scorecard_plot
@@ -31,7 +33,8 @@ GROUP = "post_release"
     ins={"graded_labels": dg.AssetIn()},
     kinds={"polars", "parquet"},
     description="What the release did after it shipped, per category: post-release traffic graded by the same "
-    "graders (`post_release.observed.grader` on the configured prefixes), or rates imported from a file.",
+    "graders (`post_release.observed.grader` on the configured prefixes), rates imported from a file, or the sum "
+    "of the staged rollout's observation batches (`rollout_batches`).",
 )
 def observed_production_rates(
     context: dg.AssetExecutionContext, study: StudyResource, graded_labels: pl.DataFrame, replay_prefixes: pl.LazyFrame
@@ -45,6 +48,13 @@ def observed_production_rates(
         path = s.resolve(obs.path)
         frame = pl.read_parquet(path) if Path(path).suffix == ".parquet" else pl.read_csv(path)
         table = observed_from_file(frame, context.partition_key, alpha)
+    elif obs.rollout_batches and s.config.staged_rollout is not None:
+        batches = s.config.staged_rollout.batches
+        files = window_files(s.resolve(batches.path))
+        own = graded_labels.filter(pl.col("grader_id") == (batches.grader or obs.grader)) if "grader_id" in graded_labels.columns else None
+        counts = [window_counts(p, context.partition_key, own) for p in files.values()]
+        summed = pl.concat(counts).group_by("category").agg(pl.col("n", "flagged").sum()).sort("category") if counts else COUNTS_SCHEMA.to_frame()
+        table = observed_from_counts(summed, f"rollout:{len(files)} batches", alpha)
     else:
         table = observed_from_labels(graded_labels, replay_prefixes.select(THIN_PREFIX_COLUMNS).collect(), str(obs.grader), obs.prefix_filter, alpha)
     return dg.Output(table, metadata={"categories": len(table), "observed": md_table(table)})

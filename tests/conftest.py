@@ -78,8 +78,10 @@ def lineage(config: Path) -> list:
     return [*study_assets(study), *study_checks(study)]
 
 
-def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, name: str | None = None) -> Path:
-    """A shipped study config copied into tmp_path: its own warehouse there, data paths made absolute."""
+def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, name: str | None = None,
+               rollout: bool = False) -> Path:
+    """A shipped study config copied into tmp_path: its own warehouse there, data paths made absolute. The
+    staged rollout (replayed batches, 25 more runs on XSTest) is kept only when asked for."""
     import yaml
 
     src = REPO / shipped
@@ -102,6 +104,10 @@ def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, 
     for repo in raw.get("agentic", {}).get("repositories", []):
         if repo.get("snapshot"):
             repo["snapshot"] = absolute(repo["snapshot"])
+    if rollout and raw.get("staged_rollout"):
+        raw["staged_rollout"]["batches"]["path"] = str(tmp_path / (name or raw["study"]) / "batches")
+    else:
+        raw.pop("staged_rollout", None)
     out = tmp_path / f"{name or raw['study']}.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out

@@ -188,6 +188,7 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
     raw = yaml.safe_load((REPO / "studies/xstest.yaml").read_text())
     data = REPO / "data/demo/xstest"
     raw["warehouse_dir"] = str(tmp_path / "wh")
+    raw.pop("staged_rollout")
     raw["sources"][0]["paths"] = [str(data / "xstest_prompts.csv")]
     raw["releases"] = [r for r in raw["releases"] if r["name"] in ("llama2orig", "llama2new")]
     raw["releases"][0]["recorded"]["path"] = str(data / "model_completions/xstest_v2_completions_llama2orig.csv")

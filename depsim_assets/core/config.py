@@ -267,6 +267,8 @@ class ObservedConfig(Strict):
     grader: str | None = Field(None, description="grader id whose labels are the observed truth (e.g. people)")
     prefix_filter: PrefixFilter | None = None
     path: str | None = Field(None, description="CSV/Parquet with release, category, flagged, n")
+    rollout_batches: bool = Field(False, description="the sum of the staged rollout's observation batches (so a missed "
+                                  "forecast there feeds the error model of later releases' prediction intervals)")
 
 
 class PostReleaseConfig(Strict):
@@ -350,6 +352,8 @@ class StudyConfig(Strict):
     def _rollout_refs(self) -> StudyConfig:
         plan = self.staged_rollout
         if plan is None:
+            if self.post_release.observed is not None and self.post_release.observed.rollout_batches:
+                raise ValueError("post_release.observed.rollout_batches: the study has no staged_rollout")
             return self
         from depsim_assets.core.graders.taxonomy import load_taxonomy  # the taxonomy with this study's overrides
 

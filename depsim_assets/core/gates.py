@@ -128,7 +128,7 @@ def evaluate(observations: pl.DataFrame, refs: dict[str, Reference], plan: Stage
                 row |= {"status": v.status, "log_e_above": v.log_e_above, "log_e_below": v.log_e_below}
             evidence.append(row)
             if is_gate and row["status"] == "fail":
-                failing.append(f"{category} {test}: {k}/{n} shown above {limit:.4g} per 100k ({what})")
+                failing.append(f"{category} {test}: {k}/{n} shown above {limit:,.1f} per 100k ({what})")
             elif is_gate and row["status"] not in ("pass", "n/a"):
                 waiting.append(f"{category} {test} ({what}; {k}/{n})")
         decision, nxt, reason = _decide(plan, stage, stage_n, stage_batches, failing, waiting, blocked, rolled_back)

@@ -42,8 +42,8 @@ def triggers(evidence: pl.DataFrame, plan: StagedRolloutConfig) -> pl.DataFrame:
         action = plan.correction(severity)
         rows.append({"incident_id": incident_id(r["release"], r["category"], r["test"]), "release": r["release"],
                      "category": r["category"], "trigger": trigger, "severity": severity, "window": r["window"],
-                     "evidence": f"{r['flagged']}/{r['n']} flagged ({r['rate_per_100k']:.4g} per 100k) shown above "
-                                 f"{r['limit_per_100k']:.4g} per 100k ({r['note']})",
+                     "evidence": f"{r['flagged']}/{r['n']} flagged ({r['rate_per_100k']:,.1f} per 100k) shown above "
+                                 f"{r['limit_per_100k']:,.1f} per 100k ({r['note']})",
                      "recommended_action": f"{action.action}: {action.description}" if action.description else action.action})
     return pl.DataFrame(rows, schema={k: INCIDENT_SCHEMA[k] for k in INCIDENT_SCHEMA if k not in ("status", "updated_at", "notes")})
 

@@ -31,14 +31,19 @@ def observed_from_labels(labels: pl.DataFrame, prefixes: pl.DataFrame, grader: s
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"category": pl.String})
 
 
-def observed_from_file(frame: pl.DataFrame, release: str, alpha: float) -> pl.DataFrame:
+def observed_from_counts(counts: pl.DataFrame, source: str, alpha: float) -> pl.DataFrame:
+    """Observed rates from (category, n, flagged) counts, with exact intervals and the detection floor."""
     rows = []
-    for r in frame.filter(pl.col("release") == release).iter_rows(named=True):
+    for r in counts.iter_rows(named=True):
         n, k = int(r["n"]), int(r["flagged"])
         lo, hi = exact_interval(k, n, alpha)
-        rows.append({"category": r["category"], "source": "file", "n": n, "flagged": k, "rate_per_100k": k / n * PER if n else None,
+        rows.append({"category": r["category"], "source": source, "n": n, "flagged": k, "rate_per_100k": k / n * PER if n else None,
                      "lo_per_100k": lo * PER, "hi_per_100k": hi * PER, "floor_per_100k": detection_floor(n) * PER if n else None})
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"category": pl.String})
+
+
+def observed_from_file(frame: pl.DataFrame, release: str, alpha: float) -> pl.DataFrame:
+    return observed_from_counts(frame.filter(pl.col("release") == release), "file", alpha)
 
 
 CHANGES_SCHEMA = pl.Schema({"release": pl.String, "category": pl.String, "obs_ratio": pl.Float64, "obs_ratio_lo": pl.Float64,
