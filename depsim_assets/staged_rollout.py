@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 
 from depsim_assets.core.config import Study, StudyConfig
-from depsim_assets.core.gates import ROLL_BACK, Reference, evaluate
+from depsim_assets.core.gates import ROLL_BACK, Reference, evaluate, reference_table
 from depsim_assets.core.incidents import current, open_new, triggers
 from depsim_assets.core.ledger import entries_before
 from depsim_assets.core.rollout_batches import window_counts, window_files
@@ -46,21 +46,10 @@ def references(study: Study, release: str, observed: pl.DataFrame) -> dict[str, 
     """Per category: the release's forecast of record (ledger, entries before its release date) and its
     incumbent's observed rate."""
     cfg = study.config
-    rel = cfg.release(release)
+    incumbent = cfg.release(release).incumbent
     ledger = entries_before(study.ledger_path, {r.name: r.release_date for r in cfg.releases})
-    own = ledger.filter(pl.col("release") == release) if "forecast_rate_per_100k" in ledger.columns else pl.DataFrame()
-    inc = {}
-    if rel.incumbent and "rate_per_100k" in observed.columns:
-        inc = dict(observed.filter(pl.col("release") == rel.incumbent).select("category", "rate_per_100k").iter_rows())
-
-    def get(row: dict[str, object], name: str) -> float | None:
-        value = row.get(name)
-        return float(value) if isinstance(value, int | float) else None
-
-    first = rel.incumbent is None
-    refs = {str(r["category"]): Reference(get(r, "forecast_rate_per_100k"), get(r, "pi_hi_per_100k"), get(r, "ratio_lo"), get(r, "ratio_hi"),
-                                          inc.get(str(r["category"])), not first) for r in own.iter_rows(named=True)}
-    return refs | {c: Reference(incumbent=v, has_incumbent=not first) for c, v in inc.items() if c not in refs}
+    rates = observed.filter(pl.col("release") == incumbent) if incumbent and "rate_per_100k" in observed.columns else None
+    return reference_table(ledger.filter(pl.col("release") == release), rates, has_incumbent=incumbent is not None)
 
 
 def rollout_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[dg.SensorDefinition]]:

@@ -38,6 +38,19 @@ class Reference:
     has_incumbent: bool = True  # the first release of a chain has nothing to be compared with: fold gates do not apply
 
 
+def reference_table(forecast: pl.DataFrame, incumbent_rates: pl.DataFrame | None, has_incumbent: bool) -> dict[str, Reference]:
+    """References per category from the release's ledger rows (its forecast of record) and its incumbent's
+    observed rates (category, rate_per_100k)."""
+    inc = dict(incumbent_rates.select("category", "rate_per_100k").iter_rows()) if incumbent_rates is not None else {}
+    cols = ("forecast_rate_per_100k", "pi_hi_per_100k", "ratio_lo", "ratio_hi")
+    rows = pl.DataFrame(schema={"category": pl.String, **dict.fromkeys(cols, pl.Float64)})
+    if "category" in forecast.columns and len(forecast):
+        rows = forecast.select("category", *[pl.col(c).cast(pl.Float64) if c in forecast.columns else pl.lit(None, pl.Float64).alias(c)
+                                             for c in cols])
+    refs = {c: Reference(f, pi, lo, hi, inc.get(c), has_incumbent) for c, f, pi, lo, hi in rows.iter_rows()}
+    return refs | {c: Reference(incumbent=v, has_incumbent=has_incumbent) for c, v in inc.items() if c not in refs}
+
+
 def pre_release(references: dict[str, Reference], plan: StagedRolloutConfig) -> list[tuple[str, str, str]]:
     """(category, status, reason) per pre-release gate on the forecast of record. Like the stage gates, a gate
     passes when the forecast is shown below its limit, fails when shown above, else has insufficient data."""
