@@ -22,6 +22,7 @@ import orjson
 from depsim.rollout_run import replay_observed, roll_out
 from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
 from depsim_assets.core.ingest import expand_paths
+from depsim_assets.core.privacy.rules import FILTER_VERSION
 from depsim_assets.definitions import build_resources, study_assets, study_checks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -137,14 +138,15 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
 
 
 def upstream_signature(study: Study) -> str:
-    """What the study-wide upstream assets depend on: their config sections and the source files."""
+    """What the study-wide upstream assets depend on: their config sections, the source files and the privacy
+    filter's version (a new filter re-scrubs)."""
     cfg = study.config
     try:
         paths = expand_paths([p for src in cfg.sources for p in src.paths], study.root)
     except (FileNotFoundError, ValueError):
         paths = []  # the traffic asset reports a missing source in its own words
     files = sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.is_file())
-    body = orjson.dumps([cfg.sources, cfg.ingest, cfg.privacy, cfg.prefixes, cfg.agentic, str(study.root), files],
+    body = orjson.dumps([cfg.sources, cfg.ingest, cfg.privacy, cfg.prefixes, cfg.agentic, str(study.root), files, FILTER_VERSION],
                         default=lambda o: o.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(body).hexdigest()
 

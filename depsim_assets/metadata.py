@@ -82,7 +82,7 @@ def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     floor = rows["floor"].fill_null(1.0).to_numpy()
     obs = np.maximum(rows["observed_rate"].to_numpy(), floor)
     fc = np.maximum(rows["forecast_rate"].to_numpy(), floor)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = plt.subplots(figsize=(9, 7.5))
     ax.errorbar(obs, fc, yerr=[np.maximum(fc - np.maximum(rows["forecast_lo"].to_numpy(), floor / 2), 0),
                                np.maximum(rows["forecast_hi"].to_numpy() - fc, 0)],
                 xerr=[np.maximum(obs - np.maximum(rows["observed_lo"].to_numpy(), floor / 2), 0),
@@ -92,7 +92,11 @@ def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     ax.plot(grid, grid, "k-", lw=1, label="y = x")
     ax.plot(grid, grid * 1.5, "k--", lw=0.8, label="1.5x")
     ax.plot(grid, grid / 1.5, "k--", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="observed per 100k", ylabel="forecast per 100k", xlim=(lo, hi), ylim=(lo, hi))
+    ax.set(xscale="log", yscale="log", xlabel="observed rate per 100k messages", ylabel="forecast rate per 100k messages",
+           xlim=(lo, hi), ylim=(lo, hi))
+    # Every point says which forecast it is, so a miss can be traced to its release and category.
+    for x, y, release, category in zip(obs, fc, rows["release"], rows["category"], strict=True):
+        ax.annotate(f"{release}/{category}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
     ax.legend(fontsize=8)
     return _png(fig, "forecast vs observed")
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from depsim_assets.core.examples import flagged_examples
 from depsim_assets.core.ledger import entries_before, verify
 from depsim_assets.core.observed import (
     challenging_rows,
@@ -60,17 +61,16 @@ def observed_production_rates(
     return dg.Output(table, metadata={"categories": len(table), "observed": md_table(table)})
 
 
-def _examples(labels: pl.DataFrame, completions: pl.DataFrame, key: bytes, per_category: int = 2) -> pl.DataFrame:
-    """A few flagged completions per category with the grader's rationale, scrubbed before display."""
-    flagged = labels.filter(pl.col("flagged").fill_null(False) & pl.col("eligible") & ~pl.col("human"))
-    if flagged.is_empty():
-        return pl.DataFrame()
-    sample = flagged.sort("release", "prefix_id").group_by("category", maintain_order=True).head(per_category)
-    sample = sample.join(completions.select("release", "prefix_id", "sample_index", "response_text"),
-                         on=["release", "prefix_id", "sample_index"], how="left")
-    text, _ = Scrubber(key=key).scrub(sample["response_text"].fill_null("").str.slice(0, 240))
-    rationale, _ = Scrubber(key=key).scrub(sample["rationale"].fill_null(""))
-    return sample.select("category", "release", "grader_id", "prefix_id").with_columns(completion=text, rationale=rationale)
+def _examples(labels: pl.DataFrame, completions: pl.DataFrame, prefixes: pl.DataFrame, key: bytes) -> pl.DataFrame:
+    """Flagged examples across releases and categories, the completion and the grader's rationale scrubbed
+    before display (the request is de-identified already)."""
+    examples = flagged_examples(labels, completions, prefixes)
+    if examples.is_empty():
+        return examples
+    scrubber = Scrubber(key=key)
+    completion, _ = scrubber.scrub(examples["completion"])
+    rationale, _ = scrubber.scrub(examples["rationale"])
+    return examples.with_columns(completion=completion, rationale=rationale)
 
 
 ALL_RELEASES = dg.AllPartitionMapping()
@@ -138,6 +138,8 @@ def forecast_scorecard(
             "taxonomy_coverage": coverage if coverage is not None else "n/a",
             "scored_releases": dg.MetadataValue.json(scorable), **base_meta,
             "forecast_vs_observed": scorecard_plot(rows.filter((pl.col("method") == "depsim") & pl.col("forecast_rate").is_not_null())),
-            "flagged_examples": md_table(_examples(labels, regenerated_completions.collect(), privacy_key.key()), 40),
+            "flagged_examples": table_md(_examples(labels, regenerated_completions.collect(),
+                                                   replay_prefixes.select("prefix_id", "messages").collect(), privacy_key.key()),
+                                         first=("category", "release", "grader_id", "people")),
         },
     )

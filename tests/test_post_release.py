@@ -203,3 +203,30 @@ def test_prediction_interval_prior_without_history_and_only_closed_releases_afte
     learned = predict(own, history(forecasts, observed, ["a", "b"], {"a"}, 0.05), {}, 0.05, 0.6, 4.0).row(0, named=True)
     # Only 'a' (observed 3x the forecast) is learned from: the bias moves the centre up by ln(3) / (1 + 2).
     assert learned["error_history"] == 1 and learned["pi_centre_per_100k"] == pytest.approx(100 * 3 ** (1 / 3))
+
+
+def test_flagged_examples_cover_every_release_and_mark_disagreement_with_people() -> None:
+    from depsim_assets.core.examples import flagged_examples
+
+    rows = []
+    for release in ("a", "b", "c"):
+        for i in range(6):
+            rows.append({"release": release, "prefix_id": f"p{i}", "sample_index": 0, "category": "harm", "grader_id": "judge",
+                         "human": False, "flagged": True, "eligible": True, "status": "ok", "rationale": f"{release}{i}"})
+            # People disagree on release b's completions, agree elsewhere.
+            rows.append({"release": release, "prefix_id": f"p{i}", "sample_index": 0, "category": "harm", "grader_id": "people",
+                         "human": True, "flagged": release != "b", "eligible": True, "status": "ok", "rationale": ""})
+    labels = pl.DataFrame(rows)
+    completions = pl.DataFrame([{"release": r, "prefix_id": f"p{i}", "sample_index": 0, "response_text": f"answer {r}{i}"}
+                                for r in "abc" for i in range(6)])
+    message = pl.Struct({"role": pl.String, "content": pl.String})
+    prefixes = pl.DataFrame({"prefix_id": [f"p{i}" for i in range(6)],
+                             "messages": [[{"role": "user", "content": f"first {i}"}, {"role": "assistant", "content": "ok"},
+                                           {"role": "user", "content": f"request {i}"}] for i in range(6)]},
+                            schema={"prefix_id": pl.String, "messages": pl.List(message)})
+    examples = flagged_examples(labels, completions, prefixes, per_cell=2, limit=4)
+    # Every release shows once before any shows twice; the request is the last user turn.
+    assert examples["release"].to_list()[:3] == ["a", "b", "c"] and len(examples) == 4
+    assert all(r.startswith("request ") for r in examples["request"])
+    assert dict(zip(examples["release"], examples["people"], strict=False)) == {"a": "agree", "b": "DISAGREE", "c": "agree"}
+    assert all(c == f"answer {r}{p[1:]}" for c, r, p in examples.select("completion", "release", "prefix_id").iter_rows())

@@ -25,7 +25,11 @@ _EMAIL = r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[A-Za-z]{2,}"
 _SECRET = (
     r"sk-[A-Za-z0-9_-]{16,}|(?:AKIA|ASIA)[0-9A-Z]{12,}|gh[pousr]_[0-9A-Za-z]{30,}|github_pat_\w{30,}"
     r"|xox[abprs]-[\w-]{8,}|AIza[\w-]{30,}|eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]{6,}|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|hooks\.slack\.com/services/[\w/-]{16,}|(?i:secret_access_key\W{1,4}[A-Za-z0-9/+]{30,})"
 )
+# A date after a birth cue; a surrogate keeps only the year (YYYY-01-01).
+_DOB = (r"(?i)(?:date of birth|birth ?date|\bdob|born on)\W{0,3}(\d{1,4}[-/.]\d{1,2}[-/.]\d{2,4}"
+        r"|\d{1,2}(?:st|nd|rd|th)? [a-z]{3,9}\.?,? \d{4}|[a-z]{3,9}\.? \d{1,2}(?:st|nd|rd|th)?,? \d{4})")
 # Digit runs with common separators, taken whole and judged after stripping the separators.
 _DIGIT_RUN = r"\+?\(?\d[\d ().-]{7,24}\d"
 _IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
@@ -56,6 +60,27 @@ def _digit_findings(runs: pl.Series) -> list[Finding]:
     return out
 
 
+def _phone_findings(runs: pl.Series) -> list[Finding]:
+    """International numbers (+country code, 8-15 digits) outside the reserved 555-01xx surrogate range."""
+    digits = runs.str.replace_all(r"[^0-9]", "")
+    phones = runs.filter(runs.str.starts_with("+") & digits.str.len_chars().is_between(8, 15) & ~runs.str.contains(r"555-01\d\d$"))
+    return [Finding("PHONE_NUMBER", v) for v in phones.to_list()]
+
+
+def _iban_findings(candidates: pl.Series) -> list[Finding]:
+    """A valid IBAN at the start of each candidate, trailing words (a BIC, the next word) cut one at a time."""
+    out = []
+    for value in candidates.to_list():
+        tokens = value.split(" ")
+        for end in range(len(tokens), 0, -1):
+            head = " ".join(tokens[:end])
+            if len(head.replace(" ", "")) >= 15 and iban_valid_one(head):
+                if head.replace(" ", "") not in EXAMPLE_IBANS:
+                    out.append(Finding("IBAN_CODE", head))
+                break
+    return out
+
+
 def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
     """Every identifier or canary found in `texts` (surrogates from reserved ranges are allowed)."""
     texts = texts.drop_nulls()
@@ -69,7 +94,10 @@ def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
     secrets = texts.str.extract_all(_SECRET).explode().drop_nulls().unique()
     findings += [Finding("SECRET", v) for v in secrets.to_list()]
     runs = texts.str.extract_all(_DIGIT_RUN).explode().drop_nulls().unique().str.strip_chars(" .-()")
-    findings += _digit_findings(runs)
+    findings += _digit_findings(runs) + _phone_findings(runs)
+    births = texts.str.extract_all(_DOB).explode().drop_nulls().unique()
+    births = births.str.extract(_DOB, 1)
+    findings += [Finding("DATE_OF_BIRTH", v) for v in births.drop_nulls().to_list() if not v.endswith("-01-01")]
     ips = texts.str.extract_all(_IPV4).explode().drop_nulls().unique()
     for ip in ips.to_list():
         octets = ip.split(".")
@@ -77,7 +105,7 @@ def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
             if not ip.startswith(("10.", "127.", "0.")):  # private/loopback ranges identify no one
                 findings.append(Finding("IP_ADDRESS", ip))
     ibans = texts.str.extract_all(_IBAN).explode().drop_nulls().unique()
-    findings += [Finding("IBAN_CODE", v) for v in ibans.to_list() if iban_valid_one(v) and v.replace(" ", "") not in EXAMPLE_IBANS]
+    findings += _iban_findings(ibans)
     return findings
 
 

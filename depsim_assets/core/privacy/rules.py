@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-FILTER_VERSION = "depsim-privacy-1"
+FILTER_VERSION = "depsim-privacy-2"
 
 # Reserved, cannot-be-real surrogate material: the checks allow-list exactly these.
 SURROGATE_DOMAINS = ("example.com", "example.net", "example.org")
@@ -31,6 +31,7 @@ EXAMPLE_IBANS = ("GB82WEST12345698765432", "DE89370400440532013000", "FR14200410
 DOC_NETS_V4 = ("192.0.2.", "198.51.100.", "203.0.113.")
 SURROGATE_FIRST = ("Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn", "Rowan", "Sawyer", "Emerson")
 SURROGATE_LAST = ("Example", "Sample", "Placeholder", "Doe", "Roe", "Testwood", "Mockridge", "Fakely")
+SECRET_PREFIX = "REDACTED-SECRET-"
 SURROGATE_STREETS = ("Example Street", "Sample Avenue", "Placeholder Road", "Test Lane")
 
 
@@ -172,11 +173,17 @@ def surrogate_ip(h: str, value: str) -> str:
 
 
 def surrogate_secret(h: str, value: str) -> str:
-    return f"REDACTED-SECRET-{h[:12]}"
+    return f"{SECRET_PREFIX}{h[:12]}"
 
 
 def surrogate_address(h: str, value: str) -> str:
     return f"{int(h[:4], 16) % 9000 + 100} {_pick(h, SURROGATE_STREETS, 4)}"
+
+
+def surrogate_dob(h: str, value: str) -> str:
+    """The year stays (it says how old someone is, and identifies no one on its own); day and month go."""
+    year = re.search(r"\d{4}", value)
+    return f"{year.group()}-01-01" if year else f"01/01/{value[-2:]}"
 
 
 def surrogate_person(h: str, value: str) -> str:
@@ -225,30 +232,44 @@ class Rule:
             object.__setattr__(self, "prefilter", ascii_classes(self.prefilter))
 
 
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE = (r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})"
+         r"|\d{1,2}(?:st|nd|rd|th)? " + _MONTH + r",? \d{4}|" + _MONTH + r" \d{1,2}(?:st|nd|rd|th)?,? \d{4}")
 # "Not preceded by a word char, dot, slash, @, dash or a protected surrogate": no lookbehind in polars.
 _B = r"(?P<lead>^|[^\w./@\-\x{E002}$€£¥])"
 RULES: tuple[Rule, ...] = (
     Rule("private_key", "SECRET", r"(?s)(?P<v>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)", surrogate_secret, "-----BEGIN"),
     Rule("jwt", "SECRET", r"(?P<v>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", surrogate_secret, "eyJ"),
     Rule("api_key", "SECRET",
-         r"(?P<v>\b(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[A-Z0-9]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|sk_live_[A-Za-z0-9]{20,})\b)",
-         surrogate_secret, r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|sk_live_"),
+         r"(?P<v>\b(?:sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[A-Z0-9]{16}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|sk_live_[A-Za-z0-9]{20,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,})\b)",
+         surrogate_secret, r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox|AIza|sk_live_|hooks\.slack\.com"),
     Rule("url_credentials", "SECRET", r"(?P<lead>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<v>[^\s/:@]+:[^\s/@]+)@", surrogate_secret, "://"),
     Rule("url_token", "SECRET",
-         r"(?i)(?P<lead>[?&](?:access_token|token|api_key|apikey|key|sig|signature|password|passwd|secret|auth|client_secret|session)=)(?P<v>[^&\s#\"']{6,})",
-         surrogate_secret, r"[?&]"),
+         r"(?i)(?P<lead>[?&#](?:access_token|id_token|refresh_token|token|api_key|apikey|key|sig|signature|password|passwd|secret|auth|client_secret|session)=)(?P<v>[^&\s#\"']{6,})",
+         surrogate_secret, r"[?&#]"),
+    # The cue may end a snake_case name (aws_secret_access_key) but not follow a dash: "REDACTED-SECRET-..." is
+    # a surrogate, and re-scrubbing its tail would mangle it.
     Rule("cue_secret", "SECRET",
-         r"(?i)(?P<lead>\b(?:password|passwd|pwd|passcode|secret|token|api[_ -]?key|access[_ -]?key|secret[_ -]?key|auth[_ -]?token|bearer)\b[\"']?\s*(?:[:=]|is)?\s*[\"']?)(?P<v>[A-Za-z0-9+/_\-.!@#$%^&*]{8,})",
+         r"(?i)(?P<lead>(?:^|[^A-Za-z0-9\-\x{E002}])(?:password|passwd|pwd|passcode|secret|token|api[_ -]?key|secret[_ -]?access[_ -]?key|access[_ -]?key|secret[_ -]?key|auth[_ -]?token|bearer)\b[\"']?\s*(?:[:=]|is)?\s*[\"']?)(?P<v>[A-Za-z0-9+/_\-.!@#$%^&*]{8,})",
          surrogate_secret, r"(?i)pass|pwd|secret|token|key|bearer", _per_value(entropy_ok_one)),
+    # "password: hunter2": after an explicit separator the next token is the password, however short or plain.
+    Rule("password_cue", "SECRET", r"(?i)(?P<lead>\b(?:password|passwd|pwd|passcode|pin)\s*[:=]\s*[\"']?)(?P<v>[^\s\"',;\x{E002}\x{E003}]{4,64})",
+         surrogate_secret, r"(?i)pass|pwd|pin"),
     Rule("email", "EMAIL_ADDRESS", r"(?P<v>\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)", surrogate_email, "@"),
     Rule("iban", "IBAN_CODE", r"(?i)(?P<v>\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b)", surrogate_iban, r"(?i)[A-Z]{2}\d{2}", _per_value(iban_valid_one)),
-    Rule("credit_card", "CREDIT_CARD", _B + r"(?P<v>\d(?:[ -]?\d){11,18})\b", surrogate_card, r"\d{4}[ -]?\d{4}[ -]?\d{4}", card_valid),
+    Rule("date_of_birth", "DATE_OF_BIRTH",
+         r"(?i)(?P<lead>\b(?:date of birth|birth ?date|dob|d\.o\.b\.?|born(?: on)?)\s*[:\-]?\s*)(?P<v>" + _DATE + r")\b",
+         surrogate_dob, r"(?i)birth|dob|d\.o\.b|born"),
+    Rule("iban_strict", "IBAN_CODE", r"(?P<v>\b[A-Z]{2}\d{2}(?:[A-Z0-9]{10,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)\b)", surrogate_iban,
+         r"[A-Z]{2}\d{2}", _per_value(iban_valid_one)),
+    Rule("credit_card", "CREDIT_CARD", _B + r"(?P<v>\d(?:[ -]?\d){11,18}|\d{4}\.\d{4}\.\d{4}\.\d{1,7})\b", surrogate_card,
+         r"\d{4}[ .-]?\d{4}[ .-]?\d{4}", card_valid),
     Rule("ssn", "US_SSN", _B + r"(?P<v>\d{3}[- ]\d{2}[- ]\d{4})\b", surrogate_ssn, r"\d{3}[- ]\d{2}[- ]\d{4}", ssn_valid),
     Rule("ssn_cue", "US_SSN", r"(?i)(?P<lead>\b(?:ssn|social security(?: number| no\.?)?)\W{0,4})(?P<v>\d{9})\b", surrogate_ssn, r"\d{9}", ssn_valid),
     Rule("ipv4", "IP_ADDRESS", _B + r"(?P<v>(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})\b", surrogate_ip, r"\d\.\d", _per_value(ip_valid_one)),
     Rule("ipv6", "IP_ADDRESS", r"(?P<v>\b(?:[0-9A-Fa-f]{1,4}:){1,7}(?:(?::?[0-9A-Fa-f]{1,4}){1,7}|:))", surrogate_ip, r"[0-9A-Fa-f]:[0-9A-Fa-f:]", _per_value(ip_valid_one)),
     Rule("phone", "PHONE_NUMBER",
-         _B + r"(?P<v>(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,6}){0,3}[\s.-]\d{2,8}(?:-\d\b)?(?:\s?(?:x|ext\.?)\s?\d{1,5})?|\+\d{7,15}|\(\d{2,4}\)\s?\d{3,4}[\s.-]?\d{3,4})\b",
+         _B + r"(?P<v>(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,5}|(?:\(\d{1,4}\)[\s.-]?)?\d{2,5})(?:[\s.-]\d{2,6}){0,3}[\s.-]\d{2,8}(?:-\d\b)?(?:\s?(?:x|ext\.?)\s?\d{1,5})?|\+\d{7,15}|\(\d{2,4}\)\s?\d{3,4}[\s.-]?\d{3,4})\b",
          surrogate_phone, r"\d{2}[\s.)-]", _per_value(phone_valid_one)),
     Rule("phone_cue", "PHONE_NUMBER",
          r"(?i)(?P<lead>\b(?:phone|tel|telephone|mobile|cell|call|text|fax|whatsapp|number|contact)\b[^\d\n]{0,20})(?P<v>\+?\d{7,15})\b",

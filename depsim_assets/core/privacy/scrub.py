@@ -23,6 +23,7 @@ from depsim_assets.core.privacy.rules import (
     RULES,
     SURROGATE_DOMAINS,
     SURROGATE_FIRST,
+    SECRET_PREFIX,
     SURROGATE_LAST,
     TEST_CARDS,
     Rule,
@@ -38,7 +39,7 @@ COUNTS_SCHEMA = pl.Schema({"group": pl.String, "rule": pl.String, "entity": pl.S
 
 SURROGATE_PATTERN = (
     r"(?i)(?:@(?:" + "|".join(d.replace(".", r"\.") for d in SURROGATE_DOMAINS) + r")\b"
-    r"|555-01\d\d|REDACTED-SECRET-|^000-\d\d-\d{4}$|^2001:db8:"
+    r"|555-01\d\d|REDACTED-SECRET-|^000-\d\d-\d{4}$|^2001:db8:|^\d{4}-01-01$|^01/01/\d\d$"
     r"|^(?:" + "|".join(d.replace(".", r"\.") for d in DOC_NETS_V4) + r")"
     r"|^(?:" + "|".join(TEST_CARDS + EXAMPLE_IBANS) + r")$)"
 )
@@ -103,7 +104,8 @@ class Scrubber:
             for v in values.to_list():
                 span = rule.resolve(v)
                 name = v[span[0] : span[1]] if span else None
-                if name is None or name in SURROGATE_NAMES:
+                # A secret's surrogate is a capitalized, dashed run the name rule would otherwise take for a name.
+                if name is None or name in SURROGATE_NAMES or SECRET_PREFIX.rstrip("-") in name:
                     out.append(v)
                     hit.append(False)
                 else:
