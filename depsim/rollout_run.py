@@ -50,7 +50,7 @@ def roll_out(study: Study, releases: Sequence[str], instance: dg.DagsterInstance
 def _decision(result: dg.ExecuteInProcessResult) -> dict[str, object]:
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization  # type: ignore[union-attr]
-        if mat.asset_key == dg.AssetKey("rollout_decisions"):
+        if mat.asset_key.path[-1] == "rollout_decisions":
             meta = {k: v.value for k, v in mat.metadata.items()}
             return {k: meta.get(k) for k in ("stage", "decision", "next_stage", "reason", "incidents_opened")}
     return {"decision": "not evaluated"}

@@ -23,7 +23,8 @@ from depsim.rollout_run import replay_observed, roll_out
 from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
 from depsim_assets.core.ingest import expand_paths
 from depsim_assets.core.privacy.rules import FILTER_VERSION
-from depsim_assets.definitions import build_resources, study_assets, study_checks
+from depsim_assets.definitions import build_resources, study_definitions
+from depsim_assets.staged_rollout import asset_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_POOL = "llm"
@@ -101,9 +102,9 @@ def _collect(result: dg.ExecuteInProcessResult, summary: RunSummary, partition: 
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization  # type: ignore[union-attr]
         meta = {k: v.value for k, v in mat.metadata.items() if not k.startswith("dagster/") and _shown(v.value) is not None}
-        summary.steps.append(StepSummary(mat.asset_key.to_user_string(), partition, meta))
+        summary.steps.append(StepSummary(mat.asset_key.path[-1], partition, meta))  # the study prefix goes without saying
     for ev in result.get_asset_check_evaluations():
-        summary.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = ev.passed
+        summary.checks[f"{ev.asset_key.path[-1]}:{ev.check_name}"] = ev.passed
 
 
 def _innermost(error: object) -> object:
@@ -124,7 +125,7 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
     innermost exception's message."""
     failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
     if failed:
-        names = ", ".join(f"{ev.asset_key.to_user_string()}:{ev.check_name}" for ev in failed)
+        names = ", ".join(f"{ev.asset_key.path[-1]}:{ev.check_name}" for ev in failed)
         return f"blocking check failed: {names} (its metadata in the Dagster UI says what failed); downstream steps did not run"
     for event in result.all_events:
         if event.is_step_failure:
@@ -167,8 +168,7 @@ def run_study(
     for name in names:
         cfg.release(name)  # raises with the declared names if unknown
     instance = instance or get_instance()
-    assets = study_assets(study)
-    checks = study_checks(study)
+    assets, checks, _ = study_definitions(study)
     resources = build_resources(str(study.path))
     summary = RunSummary(study, names)
     wh = study.warehouse
@@ -177,7 +177,8 @@ def run_study(
     def materialize(selection: list[str], partition: str | None = None, tolerated: frozenset[str] = frozenset()) -> dg.ExecuteInProcessResult:
         """One run; a failed blocking check named in `tolerated` is an outcome (a roll back), not an error."""
         result = dg.materialize([*assets, *checks], instance=instance, resources=resources, run_config=console_config(debug),
-                                partition_key=partition, selection=dg.AssetSelection.keys(*selection), raise_on_error=False)
+                                partition_key=partition, selection=dg.AssetSelection.keys(*[asset_key(study, n) for n in selection]),
+                                raise_on_error=False)
         _collect(result, summary, str(partition) if partition else None)
         evaluations = result.get_asset_check_evaluations()
         failed = {ev.check_name for ev in evaluations if not ev.passed and ev.check_name not in tolerated}

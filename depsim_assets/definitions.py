@@ -60,18 +60,28 @@ def study_assets(study: Study) -> list[dg.AssetsDefinition]:
     return bind_to_study(chosen, study.config) + rollout
 
 
-def study_sensors(study: Study) -> list[dg.SensorDefinition]:
-    return staged_rollout.rollout_definitions(study)[1] if study.config.staged_rollout else []
-
-
 def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
     return (CHECKS if has_conversations(study.config) else []) + (AGENTIC_CHECKS if has_trajectories(study.config) else [])
 
 
+def study_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition], list[dg.SensorDefinition]]:
+    """The study's assets and checks under its own key prefix (`xstest/graded_labels`), and its sensors.
+
+    Code locations alone do not keep studies apart: asset history lives in the instance, keyed by asset
+    key. With the prefix, two studies in one DAGSTER_HOME (the UI, the CLI) never share a key or a history.
+    """
+    assets, checks = study_assets(study), study_checks(study)
+    keys = {k for a in assets for k in (*a.keys, *a.dependency_keys)}
+    renamed = {k: k.with_prefix(study.config.study) for k in keys}
+    sensors = staged_rollout.rollout_definitions(study)[1] if study.config.staged_rollout else []
+    return ([a.with_attributes(asset_key_replacements=renamed) for a in assets],
+            [c.with_attributes(asset_key_replacements=renamed) for c in checks], sensors)
+
+
 def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:
     study = load_study(config)  # ConfigError: the location fails to load with every problem listed
-    return dg.Definitions(assets=study_assets(study), asset_checks=study_checks(study), sensors=study_sensors(study),
-                          resources=build_resources(str(study.path)))
+    assets, checks, sensors = study_definitions(study)
+    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=build_resources(str(study.path)))
 
 
 @dg.definitions

@@ -33,6 +33,11 @@ def windows_of(config: StudyConfig) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"{config.study}__rollout_windows")
 
 
+def asset_key(study: Study, name: str) -> dg.AssetKey:
+    """An asset's key in the study's code location (prefixed by the study, see `definitions.study_definitions`)."""
+    return dg.AssetKey([study.config.study, name])
+
+
 def incidents_path(study: Study) -> Path:
     return study.warehouse_dir / "_ledger" / "incidents.jsonl"
 
@@ -148,25 +153,25 @@ def next_runs(study: Study, instance: dg.DagsterInstance, windows: dg.DynamicPar
     once the decisions are newer than it."""
     releases = [r.name for r in study.config.releases]
     known = instance.get_dynamic_partitions(windows.name)
-    decided = instance.get_materialized_partitions(dg.AssetKey("rollout_decisions"))
+    decided = instance.get_materialized_partitions(asset_key(study, "rollout_decisions"))
     waiting = [w for w in known for r in releases if str(dg.MultiPartitionKey({RELEASE: r, WINDOW: w})) not in decided]
     if waiting:
         return [], []
     new = [w for w in window_files(batch_dir(study)) if w not in set(known)][:1]
     if new:
         return new, [dg.RunRequest(run_key=f"{r}|{new[0]}", partition_key=dg.MultiPartitionKey({RELEASE: r, WINDOW: new[0]}),
-                                   asset_selection=[dg.AssetKey(n) for n in ("rollout_observations", "rollout_decisions", "stage_promotion")])
+                                   asset_selection=[asset_key(study, n) for n in ("rollout_observations", "rollout_decisions", "stage_promotion")])
                      for r in releases]
-    last_decision = instance.get_latest_materialization_event(dg.AssetKey("rollout_decisions"))
-    last_table = instance.get_latest_materialization_event(dg.AssetKey("incidents"))
+    last_decision = instance.get_latest_materialization_event(asset_key(study, "rollout_decisions"))
+    last_table = instance.get_latest_materialization_event(asset_key(study, "incidents"))
     if last_decision is not None and (last_table is None or last_table.timestamp < last_decision.timestamp):
-        return [], [dg.RunRequest(run_key=f"incidents@{last_decision.timestamp}", asset_selection=[dg.AssetKey("incidents")])]
+        return [], [dg.RunRequest(run_key=f"incidents@{last_decision.timestamp}", asset_selection=[asset_key(study, "incidents")])]
     return [], []
 
 
 def batch_sensor(study: Study, windows: dg.DynamicPartitionsDefinition) -> dg.SensorDefinition:
     @dg.sensor(name="rollout_batch_sensor", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-               asset_selection=["rollout_observations", "rollout_decisions", "stage_promotion", "incidents"],
+               asset_selection=[asset_key(study, n) for n in ("rollout_observations", "rollout_decisions", "stage_promotion", "incidents")],
                description="Adds a window partition for the next batch file and evaluates it for every release, one "
                            "window at a time; then refreshes the incident table.")
     def rollout_batch_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

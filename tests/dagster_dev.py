@@ -32,9 +32,12 @@ class DagsterDev:
 
     def __enter__(self) -> DagsterDev:
         env = {**os.environ, "DEPSIM_CONFIG": str(self.config)}
+        # The shipped workspace.yaml's first location, alone: the demo studies' locations would be backfilled too.
+        workspace = self.log.with_name("workspace.yaml")
+        workspace.write_text("load_from:\n  - python_module: {module_name: depsim_assets.definitions, location_name: depsim}\n")
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(self.port)],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         deadline = time.time() + self.timeout

@@ -36,7 +36,7 @@ def test_first_release_alone_gets_a_scorecard_that_says_why_it_is_partial(tmp_pa
     cfg = copy_study("studies/xstest.yaml", tmp_path)
     assert main(["run", "--release", "llama2orig", "--config", str(cfg)]) == 0
     with dg.DagsterInstance.get() as instance:
-        meta = instance.get_latest_materialization_event(dg.AssetKey("forecast_scorecard")).asset_materialization.metadata
+        meta = instance.get_latest_materialization_event(dg.AssetKey(["xstest", "forecast_scorecard"])).asset_materialization.metadata
     assert meta["scored_releases"].value == ["llama2orig"]
     assert meta["not_scored"].value == {r: "no forecast in the ledger" for r in CHAINS["studies/xstest.yaml"][1:]}
 
@@ -52,13 +52,26 @@ def test_never_graded_incumbent_runs_first_and_release_is_repeatable(tmp_path: P
     # Results read in the UI as Dagster tables, the decision columns first, no scientific notation.
     with dg.DagsterInstance.get() as instance:
         comparison = instance.fetch_materializations(dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("release_comparison"), asset_partitions=["mistralguard"]), limit=1).records[0]
-        scorecard = instance.get_latest_materialization_event(dg.AssetKey("forecast_scorecard")).asset_materialization
+            asset_key=dg.AssetKey(["xstest", "release_comparison"]), asset_partitions=["mistralguard"]), limit=1).records[0]
+        scorecard = instance.get_latest_materialization_event(dg.AssetKey(["xstest", "forecast_scorecard"])).asset_materialization
     for meta, first in ((comparison.asset_materialization.metadata["comparison"], ["category", "direction"]),
                         (scorecard.metadata["scored_rows"], ["release", "category", "method"])):
         assert isinstance(meta, dg.TableMetadataValue) and [c.name for c in meta.schema.columns][: len(first)] == first
         assert meta.records and not any("e+" in v or "e-" in v for r in meta.records for v in r.data.values() if isinstance(v, str)
                                         and any(ch.isdigit() for ch in v))
+
+
+def test_two_studies_in_one_instance_keep_their_own_partitions_and_history(tmp_path: Path, dagster_home: Path) -> None:
+    hh, xstest = copy_study("depsim.yaml", tmp_path), copy_study("studies/xstest.yaml", tmp_path)
+    assert main(["run", "--release", "hh-rejected", "--config", str(hh)]) == 0
+    assert main(["run", "--release", "llama2orig", "--config", str(xstest)]) == 0
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_materialized_partitions(dg.AssetKey(["hh_rlhf", "graded_labels"])) == {"hh-rejected"}
+        assert instance.get_materialized_partitions(dg.AssetKey(["xstest", "graded_labels"])) == {"llama2orig"}
+        # Nothing is written under a key that two studies would share.
+        assert instance.get_latest_materialization_event(dg.AssetKey("graded_labels")) is None
+        assert instance.get_latest_materialization_event(dg.AssetKey(["xstest", "forecast_scorecard"])) is not None
+        assert instance.get_latest_materialization_event(dg.AssetKey(["hh_rlhf", "forecast_scorecard"])) is not None
 
 
 def test_user_errors_are_one_line(tmp_path: Path, write_study, dagster_home: Path, capsys) -> None:

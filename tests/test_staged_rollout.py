@@ -10,7 +10,7 @@ import pytest
 from depsim.cli import main
 from depsim.runner import failure_line
 from depsim_assets.core.config import load_study
-from depsim_assets.staged_rollout import incidents_path, next_runs, windows_of
+from depsim_assets.staged_rollout import asset_key, incidents_path, next_runs, windows_of
 from tests.conftest import copy_study, lineage
 
 STUDY = """
@@ -39,9 +39,13 @@ def _batch(cfg: Path, window: str, rows: list[tuple[str, int, int]]) -> None:
 
 
 def _run(cfg: Path, instance: dg.DagsterInstance, release: str, window: str, steps: list[str]) -> dg.ExecuteInProcessResult:
-    from depsim_assets.definitions import build_resources
+    """A run of the study's code location (keys prefixed by the study, as the UI and the sensor see them)."""
+    from depsim_assets.definitions import build_resources, study_definitions
 
-    return dg.materialize(lineage(cfg), instance=instance, resources=build_resources(str(cfg)), selection=steps, raise_on_error=False,
+    study = load_study(cfg)
+    assets, checks, _ = study_definitions(study)
+    return dg.materialize([*assets, *checks], instance=instance, resources=build_resources(str(cfg)), raise_on_error=False,
+                          selection=[asset_key(study, s) for s in steps],
                           partition_key=dg.MultiPartitionKey({"release": release, "window": window}))
 
 
@@ -82,7 +86,7 @@ def test_a_stage_with_too_little_data_holds(write_study, instance: dg.DagsterIns
     instance.add_dynamic_partitions(windows_of(load_study(cfg).config).name, ["w1"])
     result = _run(cfg, instance, "v1", "w1", STEPS)
     assert result.success
-    meta = instance.get_latest_materialization_event(dg.AssetKey("rollout_decisions")).asset_materialization.metadata
+    meta = instance.get_latest_materialization_event(dg.AssetKey(["rollout", "rollout_decisions"])).asset_materialization.metadata
     assert meta["decision"].value == "hold" and meta["reason"].value.startswith("insufficient data: unsafe_compliance observed_max")
 
 
@@ -107,7 +111,8 @@ def test_the_sensor_releases_windows_one_at_a_time_then_refreshes_incidents(writ
             keys = request.partition_key.keys_by_dimension
             assert _run(cfg, instance, keys["release"], keys["window"], STEPS).success
     refresh = sensor(dg.build_sensor_context(instance=instance))
-    assert not refresh.dynamic_partitions_requests and [r.asset_selection for r in refresh.run_requests] == [[dg.AssetKey("incidents")]]
+    assert not refresh.dynamic_partitions_requests
+    assert [r.asset_selection for r in refresh.run_requests] == [[dg.AssetKey(["rollout", "incidents"])]]
 
 
 @pytest.mark.timeout(300)

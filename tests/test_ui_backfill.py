@@ -71,9 +71,9 @@ def test_ui_backfill_over_all_releases_matches_depsim_run(tmp_path: Path, dagste
             if release.incumbent is None:
                 continue
             labelled = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("graded_labels"), asset_partitions=[release.incumbent]), limit=1).records[0]
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(["xstest", "graded_labels"]), asset_partitions=[release.incumbent]), limit=1).records[0]
             compared = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("release_comparison"), asset_partitions=[release.name]), limit=1).records[0]
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(["xstest", "release_comparison"]), asset_partitions=[release.name]), limit=1).records[0]
             started = instance.get_run_record_by_id(compared.run_id).start_time
             assert started >= labelled.timestamp, f"{release.name}'s comparison started before {release.incumbent} was graded"
 
