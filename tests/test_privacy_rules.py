@@ -87,6 +87,7 @@ NEGATIVE = [
     "contact support@example.com or +1-415-555-0142",  # already reserved surrogates
     "I was born in 1985 and the password reset flow is broken",  # a year alone; a cue without a value
     "The pin is in the drawer.",
+    "search for weak password vulnerabilities.",  # a word that ends the sentence after a cue is not a secret
 ]
 
 

@@ -129,7 +129,9 @@ def ip_valid_one(value: str) -> bool:
 
 
 def entropy_ok_one(value: str) -> bool:
-    """A cue-adjacent value looks like a secret: long enough, varied, not a plain word."""
+    """A cue-adjacent value looks like a secret: long enough, varied, not a plain word (a word ending a
+    sentence, "password vulnerabilities.", is still a word)."""
+    value = value.rstrip(".,!?;:")
     if len(value) < 8 or value.isalpha() and value.islower():
         return False
     counts = Counter(value)
