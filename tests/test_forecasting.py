@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from depsim_assets.core.config import ForecastConfig, load_study
+from depsim_assets.core.config import load_study
+from depsim_assets.core.forecast_config import ForecastConfig
 from depsim_assets.core.forecast import rate_forecasts
 from depsim_assets.definitions import build_resources
 from depsim.runner import run_study

@@ -129,7 +129,7 @@ def test_reasoning_is_judged_where_the_category_asks_for_it(server: FakeOpenAI, 
 
 
 def test_a_calibration_in_one_judge_mode_is_not_applied_to_another() -> None:
-    from depsim_assets.core.config import ForecastConfig
+    from depsim_assets.core.forecast_config import ForecastConfig
     from depsim_assets.core.forecast import rate_forecasts
     from depsim_assets.core.graders.calibration import calibrate
 

@@ -9,7 +9,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.proportion import test_proportions_2indep as proportions_2indep
 
-from depsim_assets.core.config import ForecastConfig
+from depsim_assets.core.forecast_config import ForecastConfig
 from depsim_assets.core.correction import corrected_rate
 from depsim_assets.core.forecast import forecast_row
 from depsim_assets.core.paired import cluster_design_effect, paired_comparison, sign_flip_p

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from depsim_assets.core.config import ForecastConfig
+from depsim_assets.core.forecast_config import ForecastConfig
 from depsim_assets.core.correction import Correction, corrected_rate
 from depsim_assets.core.paired import paired_comparison
 from depsim_assets.core.stats import (

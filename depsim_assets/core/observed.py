@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from depsim_assets.core.config import PrefixFilter, StudyConfig
+from depsim_assets.core.config import StudyConfig
+from depsim_assets.core.forecast_config import PrefixFilter
 from depsim_assets.core.forecast import with_directions
 from depsim_assets.core.paired import paired_comparison
 from depsim_assets.core.scoring import complete

@@ -63,7 +63,8 @@ def _digit_findings(runs: pl.Series) -> list[Finding]:
 def _phone_findings(runs: pl.Series) -> list[Finding]:
     """International numbers (+country code, 8-15 digits) outside the reserved 555-01xx surrogate range."""
     digits = runs.str.replace_all(r"[^0-9]", "")
-    phones = runs.filter(runs.str.starts_with("+") & digits.str.len_chars().is_between(8, 15) & ~runs.str.contains(r"555-01\d\d$"))
+    phones = runs.filter(runs.str.starts_with("+") & digits.str.len_chars().is_between(8, 15) & ~runs.str.contains(r"555-01\d\d$")
+                         & ~digits.is_in(list(TEST_CARDS)))
     return [Finding("PHONE_NUMBER", v) for v in phones.to_list()]
 
 

@@ -239,6 +239,8 @@ _DATE = (r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})
          r"|\d{1,2}(?:st|nd|rd|th)? " + _MONTH + r",? \d{4}|" + _MONTH + r" \d{1,2}(?:st|nd|rd|th)?,? \d{4}")
 # "Not preceded by a word char, dot, slash, @, dash or a protected surrogate": no lookbehind in polars.
 _B = r"(?P<lead>^|[^\w./@\-\x{E002}$€£¥])"
+# Cards also not after "+": "+44 20 7946 0321" is a phone number even when its digits pass Luhn.
+_B_NOT_AFTER_PLUS = r"(?P<lead>^|[^\w./@+\-\x{E002}$€£¥])"
 RULES: tuple[Rule, ...] = (
     Rule("private_key", "SECRET", r"(?s)(?P<v>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)", surrogate_secret, "-----BEGIN"),
     Rule("jwt", "SECRET", r"(?P<v>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", surrogate_secret, "eyJ"),
@@ -264,7 +266,7 @@ RULES: tuple[Rule, ...] = (
          surrogate_dob, r"(?i)birth|dob|d\.o\.b|born"),
     Rule("iban_strict", "IBAN_CODE", r"(?P<v>\b[A-Z]{2}\d{2}(?:[A-Z0-9]{10,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)\b)", surrogate_iban,
          r"[A-Z]{2}\d{2}", _per_value(iban_valid_one)),
-    Rule("credit_card", "CREDIT_CARD", _B + r"(?P<v>\d(?:[ -]?\d){11,18}|\d{4}\.\d{4}\.\d{4}\.\d{1,7})\b", surrogate_card,
+    Rule("credit_card", "CREDIT_CARD", _B_NOT_AFTER_PLUS + r"(?P<v>\d(?:[ -]?\d){11,18}|\d{4}\.\d{4}\.\d{4}\.\d{1,7})\b", surrogate_card,
          r"\d{4}[ .-]?\d{4}[ .-]?\d{4}", card_valid),
     Rule("ssn", "US_SSN", _B + r"(?P<v>\d{3}[- ]\d{2}[- ]\d{4})\b", surrogate_ssn, r"\d{3}[- ]\d{2}[- ]\d{4}", ssn_valid),
     Rule("ssn_cue", "US_SSN", r"(?i)(?P<lead>\b(?:ssn|social security(?: number| no\.?)?)\W{0,4})(?P<v>\d{9})\b", surrogate_ssn, r"\d{9}", ssn_valid),
