@@ -198,3 +198,15 @@ def test_impossible_plans_are_config_errors_naming_the_field(plan: str, message:
     with pytest.raises(ConfigError) as err:
         load_study(cfg)
     assert message in str(err.value)
+
+
+def test_an_incumbent_that_flagged_nothing_is_held_at_its_detection_floor() -> None:
+    from depsim_assets.core.gates import reference_table
+
+    observed = pl.DataFrame({"category": ["harm"], "rate_per_100k": [0.0], "floor_per_100k": [300.0]})
+    [ref] = reference_table(pl.DataFrame(), observed, has_incumbent=True).values()
+    assert ref.incumbent == 300.0
+    plan = _plan(harm={"observed_max_fold": 1.5, "within_forecast_band": False})
+    one = pl.DataFrame({"window": ["w1"], "category": ["harm"], "n": [1000], "flagged": [1]})
+    _, decisions = evaluate(one, {"harm": ref}, plan)
+    assert decisions["decision"].to_list() != [ROLL_BACK]  # one event in 1,000 is not shown above 450 per 100k

@@ -40,8 +40,13 @@ class Reference:
 
 def reference_table(forecast: pl.DataFrame, incumbent_rates: pl.DataFrame | None, has_incumbent: bool) -> dict[str, Reference]:
     """References per category from the release's ledger rows (its forecast of record) and its incumbent's
-    observed rates (category, rate_per_100k)."""
-    inc = dict(incumbent_rates.select("category", "rate_per_100k").iter_rows()) if incumbent_rates is not None else {}
+    observed rates (category, rate_per_100k, floor_per_100k)."""
+    inc = {}
+    if incumbent_rates is not None:
+        # A count of zero is not a rate of zero: below its detection floor the incumbent's rate is taken at the
+        # floor, or one flagged message would fail any fold gate.
+        floor = pl.col("floor_per_100k") if "floor_per_100k" in incumbent_rates.columns else pl.lit(0.0)
+        inc = dict(incumbent_rates.select("category", pl.max_horizontal("rate_per_100k", floor.fill_null(0.0))).iter_rows())
     cols = ("forecast_rate_per_100k", "pi_hi_per_100k", "ratio_lo", "ratio_hi")
     rows = pl.DataFrame(schema={"category": pl.String, **dict.fromkeys(cols, pl.Float64)})
     if "category" in forecast.columns and len(forecast):
