@@ -40,6 +40,17 @@ def test_mixture_closed_form_equals_the_integral(k: int, t: float, lam0: float) 
     assert math.exp(log_e_below(k, t, lam0)) == pytest.approx(_quadrature(k, t, lam0, False), rel=1e-6)
 
 
+@pytest.mark.parametrize(("k", "t", "lam0"), [(0, 500, 0.004), (7, 1000, 0.004), (40, 10_000, 0.003)])
+def test_mixture_is_the_negative_binomial_bayes_factor_times_posterior_mass(k: int, t: float, lam0: float) -> None:
+    # Conjugacy: the gamma mixture of Poisson likelihoods is the negative binomial; truncating the prior to
+    # [lam0, inf) multiplies it by the posterior's mass there over the prior's. Computed with scipy.stats'
+    # distributions, independently of the closed form.
+    a, b = PRIOR_SHAPE, PRIOR_SHAPE / (ALTERNATIVE_FOLD * lam0)
+    expected = (stats.nbinom.logpmf(k, a, b / (b + t)) - stats.poisson.logpmf(k, lam0 * t)
+                + stats.gamma.logsf(lam0, a + k, scale=1 / (b + t)) - stats.gamma.logsf(lam0, a, scale=1 / b))
+    assert log_e_above(k, t, lam0) == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
 def test_far_tail_stays_finite_and_continuous() -> None:
     # Where scipy underflows the tail to 0, the expansion continues the same curve (checked against scipy
     # just before it underflows), so a large batch never turns "no evidence" into a false alarm.
