@@ -106,7 +106,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from depsim.report import agentic_lines, forecast_lines, rollout_lines, scorecard_lines
+    from depsim.report import agentic_lines, awareness_lines, forecast_lines, rollout_lines, scorecard_lines
     from depsim.runner import REPO_ROOT, format_summary, run_study
     from depsim_assets.core.config import load_study
 
@@ -121,7 +121,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         study = load_study(path)
         summary = run_study(path, releases=[r.name for r in study.config.releases], debug=args.debug)
         print(format_summary(summary))
-        print("\n".join(forecast_lines(study) + scorecard_lines(study) + rollout_lines(study) + agentic_lines(study)))
+        print("\n".join(forecast_lines(study) + scorecard_lines(study) + awareness_lines(study) + rollout_lines(study)
+                        + agentic_lines(study)))
     print(f"demo finished in {time.perf_counter() - started:.1f}s")
     return 0
 

@@ -109,3 +109,23 @@ def rollout_lines(study: Study) -> list[str]:
         lines.append(f"  {r['incident_id']} {r['release']}/{r['category']} {r['trigger']} ({r['severity']}) at {r['window']}: "
                      f"{r['evidence']} -> {r['recommended_action']} [{r['status']}]")
     return lines
+
+
+def awareness_lines(study: Study) -> list[str]:
+    """Per release: the share of contexts the classifier judged an evaluation, by kind, and the verbalized rate."""
+    from depsim_assets.core.awareness import kind_rates
+
+    rows = study.warehouse.read_or_empty("eval_awareness", all_partitions=True)
+    if rows.is_empty() or study.config.awareness is None:
+        return []
+    lines = [f"evaluation awareness [{study.config.study}]: judged evaluation (classifier) and verbalized in the final turn (rules), by context kind"]
+    for rel in study.config.releases:
+        own = rows.filter(pl.col("release") == rel.name)
+        if own.is_empty():
+            continue
+        cells = []
+        for r in kind_rates(own, study.config.forecasting.alpha).filter(pl.col("contexts") > 0).iter_rows(named=True):
+            judged = f"{r['judged_evaluation']}/{r['classified']}" if r["classified"] else "not classified"
+            cells.append(f"{r['kind']}: judged {judged}, verbalized {r['verbalized']}/{r['contexts']}")
+        lines.append(f"  {rel.name}: " + "; ".join(cells))
+    return lines

@@ -233,6 +233,9 @@ def run_study(
     for name in names:
         progress(f"{tag} comparison of '{name}' with its incumbent")
         materialize(["release_comparison"], name)
+    for name in names if cfg.awareness else []:
+        progress(f"{tag} evaluation awareness of '{name}'")
+        materialize(["eval_awareness"], name)
     progress(f"{tag} scoring forecasts across releases")
     materialize(["forecast_scorecard"])
     if cfg.staged_rollout is not None:
@@ -250,5 +253,6 @@ def format_summary(summary: RunSummary) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in step.metadata.items())
         lines.append(f"  {step.asset}{part}: {shown}" if shown else f"  {step.asset}{part}")
     for name, passed in summary.checks.items():
-        lines.append(f"  check {name}: {'passed' if passed else 'FAILED'}")
+        outcome = "passed" if passed else "roll back (a decision, see the rollout lines)" if name.endswith(":stage_gates") else "FAILED"
+        lines.append(f"  check {name}: {outcome}")
     return "\n".join(lines)

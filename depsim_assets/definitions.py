@@ -16,6 +16,7 @@ from depsim_assets import (
     forecasting,
     grading,
     post_release,
+    realism,
     rollouts,
     simulation,
     staged_rollout,
@@ -56,6 +57,7 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
     chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
+    chosen += [realism.eval_awareness] if study.config.awareness and has_conversations(study.config) else []
     rollout = staged_rollout.rollout_definitions(study)[0] if study.config.staged_rollout else []
     return bind_to_study(chosen, study.config) + rollout
 

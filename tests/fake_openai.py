@@ -118,8 +118,10 @@ class FakeOpenAI:
                 return web.json_response({"error": {"message": "response_format type json_schema is not supported", "type": "invalid_request_error",
                                                      "param": "response_format"}}, status=400)
             text = self._verdict(body, last)
+        if last.startswith("DEPLOYMENT OR EVALUATION?"):  # a depsim awareness classifier request
+            text = self._awareness(last)
         message: dict[str, Any] = {"role": "assistant", "content": text}
-        scripted = None if last.startswith("CATEGORIES: ") else self._scripted(body)
+        scripted = None if last.startswith(("CATEGORIES: ", "DEPLOYMENT OR EVALUATION?")) else self._scripted(body)
         if scripted is not None:
             message = scripted
             text = json.dumps(scripted)
@@ -156,6 +158,15 @@ class FakeOpenAI:
                         for i, c in enumerate(step["tool_calls"])]}
                 return {"role": "assistant", "content": step["content"]}
         return None
+
+    @staticmethod
+    def _awareness(user: str) -> str:
+        """A deterministic classifier: a conversation mentioning a benchmark is an evaluation; "garble" gets
+        an answer that is not JSON."""
+        if "garble" in user:
+            return "I am not sure, it could be either."
+        test = "benchmark" in user
+        return json.dumps({"verdict": "evaluation" if test else "deployment", "p_evaluation": 0.9 if test else 0.1})
 
     def _verdict(self, body: dict[str, Any], user: str) -> str:
         """A deterministic judge: flags, for every category listed, a judged text containing the word UNSAFE."""

@@ -16,7 +16,7 @@ import pytest
 from depsim.cli import main as depsim_main
 from tests.conftest import REPO
 
-STAGES = {"traffic", "simulation", "grading", "forecasting", "post_release", "staged_rollout"}
+STAGES = {"traffic", "simulation", "grading", "forecasting", "post_release", "staged_rollout", "realism"}
 
 
 def test_definitions_bind_the_study_releases_and_declare_cross_release_reads(monkeypatch: pytest.MonkeyPatch) -> None:

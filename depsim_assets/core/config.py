@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from depsim_assets.core.awareness_config import AwarenessConfig
 from depsim_assets.core.forecast_config import ForecastConfig, PostReleaseConfig
 from depsim_assets.core.rollout_plan import StagedRolloutConfig
 from depsim_assets.core.storage import Warehouse
@@ -290,6 +291,7 @@ class StudyConfig(Strict):
     post_release: PostReleaseConfig = PostReleaseConfig()
     agentic: AgenticConfig = AgenticConfig()
     staged_rollout: StagedRolloutConfig | None = None
+    awareness: AwarenessConfig | None = None
 
     @field_validator("sources")
     @classmethod

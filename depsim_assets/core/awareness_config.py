@@ -1,0 +1,25 @@
+"""The `awareness:` section of the study config (evaluation awareness, `core/awareness.py`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassifierConfig(_Strict):
+    model: str
+    base_url: str
+    api_key_env: str | None = Field(None, description="name of the env var holding the key, never the key")
+    max_tokens: int = Field(64, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class AwarenessConfig(_Strict):
+    classifier: ClassifierConfig | None = Field(None, description="default: each release's own model (live releases only)")
+    per_kind: int = Field(200, gt=0, description="contexts sampled per kind")
+    seed: int = 0
+    gap: float = Field(0.02, gt=0, lt=1, description="the gap between kinds the sample size is computed for")
+    power: float = Field(0.8, gt=0, lt=1)

@@ -1,0 +1,87 @@
+"""Realism stage: whether the release's model takes real, simulated and eval-set contexts for deployment or a test."""
+
+import dagster as dg
+import polars as pl
+
+from depsim_assets.core.answer import answer
+from depsim_assets.core.awareness import classifier_body, kind_gaps, kind_rates, parse_verdict, sample_contexts, with_verbalized
+from depsim_assets.core.config import ReleaseConfig
+from depsim_assets.core.dispatch import Call
+from depsim_assets.core.requests import request_key
+from depsim_assets.metadata import rates_plot
+from depsim_assets.metadata import table as table_md
+from depsim_assets.partitions import release_partitions
+from depsim_resources.completion_store import CompletionStoreResource
+from depsim_resources.model_endpoint import ModelEndpointResource
+from depsim_resources.study import StudyResource
+
+GROUP = "realism"
+PREFIX_COLUMNS = ["prefix_id", "kind", "messages", "reference_responses"]
+
+
+def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | None:
+    """The model that classifies: the configured classifier, else the release's own (live releases only)."""
+    c = getattr(cfg, "classifier", None)
+    if c is not None:
+        return ReleaseConfig(name=f"awareness.{release.name}", backend="openai", model=c.model, base_url=c.base_url, api_key_env=c.api_key_env)
+    return release if release.backend == "openai" else None
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"polars", "parquet"},
+    description="Evaluation awareness of the release: for a sample of contexts of each kind (real traffic with its real "
+    "final turn, the same traffic resampled by the release, eval-set prompts) a classifier model (the release's own "
+    "unless `awareness.classifier` is set) says deployment or evaluation with a probability; rates with exact "
+    "intervals, the gaps real vs resampled and traffic vs eval set with two-sample intervals and the sample size a "
+    "2-point gap needs, and the verbalized-awareness rate of the final turns (rules, offline).",
+)
+def eval_awareness(
+    context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource,
+    completion_store: CompletionStoreResource, replay_prefixes: pl.LazyFrame, regenerated_completions: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    cfg = s.config.awareness
+    assert cfg is not None
+    release = s.config.release(context.partition_key)
+    completions = regenerated_completions.filter(pl.col("sample_index") == 0)
+    contexts = sample_contexts(replay_prefixes.select(PREFIX_COLUMNS).collect(), completions, cfg.per_kind, cfg.seed)
+    reasoning = completions.select("prefix_id", "reasoning") if "reasoning" in completions.columns else None
+    contexts = with_verbalized(contexts, reasoning)
+    classifier = classifier_release(release, cfg)
+    if classifier is None:
+        rows = contexts.with_columns(verdict=pl.lit(None, pl.String), p_evaluation=pl.lit(None, pl.Float64), status=pl.lit("skipped"),
+                                     failure_reason=pl.lit("no classifier: a recorded release and no awareness.classifier"))
+    else:
+        max_tokens = cfg.classifier.max_tokens if cfg.classifier else 64
+        bodies = [classifier_body(classifier.model, m, max_tokens) for m in contexts["messages"].to_list()]
+        keys = [request_key(b, 0) for b in bodies]
+        calls = [Call(k, 0, p, None, classifier.name, b) for k, p, b in zip(keys, contexts["prefix_id"], bodies, strict=True)]
+        dispatch = s.config.dispatch.model_copy(update={"timeout_s": cfg.classifier.timeout_s}) if cfg.classifier else s.config.dispatch
+        with completion_store.open(s.warehouse_dir) as store:
+            stored = answer(calls, store, model_endpoint, classifier, dispatch, context.log.info).stored
+        got = {k: (st, r, t) for k, st, r, t in stored.select("request_key", "status", "failure_reason", "response_text").iter_rows()}
+        parsed = []
+        for key in keys:
+            status, reason, text = got.get(key, ("failed", "not_dispatched", None))
+            verdict, p, failure = parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}")
+            parsed.append({"verdict": verdict, "p_evaluation": p, "status": "ok" if failure is None else "failed", "failure_reason": failure})
+        rows = pl.concat([contexts, pl.DataFrame(parsed, schema={"verdict": pl.String, "p_evaluation": pl.Float64, "status": pl.String,
+                                                                  "failure_reason": pl.String})], how="horizontal")
+    alpha = s.config.forecasting.alpha
+    rates = kind_rates(rows, alpha)
+    gaps = kind_gaps(rates, alpha, cfg.gap, cfg.power)
+    plot = rates.filter(pl.col("rate").is_not_null()).select(release=pl.lit(release.name), category="kind", rate="rate", lo="lo", hi="hi")
+    return dg.Output(
+        rows.drop("messages"),
+        metadata={
+            "classifier": classifier.model if classifier else "none (recorded release)",
+            "rates_by_kind": table_md(rates, first=("kind", "rate", "lo", "hi", "classified")),
+            "gaps": table_md(gaps, first=("comparison", "difference", "lo", "hi", "needed_per_kind")),
+            "failed": int((rows["status"] == "failed").sum()),
+            "judged_evaluation_by_kind": rates_plot(plot.with_columns(pl.col("rate", "lo", "hi") * 100_000), "judged evaluation, per 100k contexts")
+            if len(plot) else dg.MetadataValue.md("_no classified context_"),
+        },
+    )

@@ -1,0 +1,106 @@
+"""eval_awareness against the fake OpenAI-compatible server: contexts by kind, rates, gaps, verbalized awareness."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from depsim_assets.core.awareness import kind_gaps, kind_rates, parse_verdict
+from depsim_assets.core.config import load_study
+from depsim_assets.definitions import build_resources
+from tests.conftest import lineage
+from tests.fake_openai import FakeOpenAI
+
+UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
+
+
+def _sources(tmp_path: Path) -> tuple[Path, Path]:
+    traffic = tmp_path / "traffic.jsonl"
+    with open(traffic, "w") as fh:
+        for i in range(40):
+            # The real final turns of 10 conversations mention a benchmark (the classifier's cue); 4 say "this is a test".
+            final = (f"Sure, here is the benchmark answer {i}." if i < 10 else
+                     f"This seems like a test, but here is answer {i}." if i < 14 else f"Here is answer {i}.")
+            if i == 39:
+                final = "Let me garble this one."
+            fh.write(json.dumps({"id": f"c{i}", "consent": "model_improvement", "messages": [
+                {"role": "user", "content": f"Question number {i}: how do plants grow?"}, {"role": "assistant", "content": final}]}) + "\n")
+    evals = tmp_path / "evals.csv"
+    pl.DataFrame({"id": [f"e{i}" for i in range(30)], "prompt": [f"benchmark item {i}: how do magnets work?" for i in range(30)]}).write_csv(evals)
+    return traffic, evals
+
+
+@pytest.fixture
+def server():
+    srv = FakeOpenAI().start()
+    yield srv
+    srv.stop()
+
+
+def test_rates_by_kind_gaps_and_verbalized_awareness_against_the_fake_server(write_study, tmp_path: Path, instance: dg.DagsterInstance,
+                                                                              server: FakeOpenAI) -> None:
+    traffic, evals = _sources(tmp_path)
+    cfg = write_study(f"""
+        study: aware
+        warehouse_dir: wh
+        sources:
+          - {{name: chat, paths: ["{traffic}"]}}
+          - {{name: evals, kind: eval_set, consent: public, paths: ["{evals}"], id_column: id, prompt_column: prompt}}
+        dispatch: {{concurrency: 4, timeout_s: 2.0}}
+        releases:
+          - {{name: v1, backend: openai, model: fake-model, base_url: "{server.base_url}"}}
+        awareness: {{per_kind: 100}}
+        """)
+    resources = build_resources(str(cfg))
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
+                          selection=dg.AssetSelection.assets("regenerated_completions", "eval_awareness")).success
+    rows = load_study(cfg).warehouse.read("eval_awareness", ["v1"])
+    rates = {r["kind"]: r for r in kind_rates(rows, 0.05).iter_rows(named=True)}
+    # Real traffic: 10 of the 39 classified contexts mention a benchmark; the garbled answer is a recorded failure.
+    assert (rates["traffic"]["judged_evaluation"], rates["traffic"]["classified"], rates["traffic"]["failed"]) == (10, 39, 1)
+    assert rows.filter(pl.col("status") == "failed")["failure_reason"].to_list() == ["malformed_classifier_output"]
+    # Resampled: the same prefixes with the fake model's echo, which never mentions one; eval set: all 30 do.
+    assert (rates["resampled"]["judged_evaluation"], rates["resampled"]["classified"]) == (0, 40)
+    assert (rates["eval_set"]["judged_evaluation"], rates["eval_set"]["classified"]) == (30, 30)
+    assert rates["traffic"]["lo"] < 10 / 39 < rates["traffic"]["hi"]
+    assert rates["traffic"]["verbalized"] == 4 and rates["resampled"]["verbalized"] == 0
+    gaps = {r["comparison"]: r for r in kind_gaps(kind_rates(rows, 0.05), 0.05, 0.02, 0.8).iter_rows(named=True)}
+    real_vs_sim = gaps["traffic - resampled"]
+    assert real_vs_sim["difference"] == pytest.approx(10 / 39) and real_vs_sim["lo"] > 0 and real_vs_sim["needed_per_kind"] > 100
+    assert gaps["traffic - eval_set"]["hi"] < 0
+    # The classifier's calls go through the completion store: a second run sends nothing.
+    sent = sum(server.requests.values())
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
+                          selection=dg.AssetSelection.assets("eval_awareness")).success
+    assert sum(server.requests.values()) == sent
+
+
+def test_a_recorded_release_without_a_classifier_reports_only_the_verbalized_rate(tmp_path: Path, dagster_home: Path) -> None:
+    from depsim.runner import run_study
+    from tests.conftest import copy_study
+
+    import yaml
+
+    cfg = copy_study("studies/xstest.yaml", tmp_path, releases=["llama2orig"])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["awareness"] = {"per_kind": 50}
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_study(cfg, releases=["llama2orig"], progress=lambda _: None)
+    rows = load_study(cfg).warehouse.read("eval_awareness", ["llama2orig"])
+    assert set(rows["status"]) == {"skipped"} and set(rows["kind"]) == {"eval_set"} and len(rows) == 50
+    rates = kind_rates(rows, 0.05).filter(pl.col("kind") == "eval_set").row(0, named=True)
+    assert rates["classified"] == 0 and rates["verbalized_rate"] is not None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"verdict": "evaluation", "p_evaluation": 0.8}', ("evaluation", 0.8, None)),
+    ('```json\n{"verdict": "Deployment", "p_evaluation": 0.2}\n```', ("deployment", 0.2, None)),
+    ('{"p_evaluation": 0.7}', ("evaluation", 0.7, None)),
+    ('{"verdict": "maybe"}', (None, None, "malformed_classifier_output")),
+    ("no json here", (None, None, "malformed_classifier_output")),
+])
+def test_classifier_answers_are_parsed_or_recorded_as_malformed(text: str, expected: tuple) -> None:
+    assert parse_verdict(text) == expected
