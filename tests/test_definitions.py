@@ -1,19 +1,13 @@
 """Definitions load, the release sensor and CLI add partitions, `dagster dev` serves the graph."""
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from depsim.cli import main as depsim_main
 from tests.conftest import REPO
 
 STAGES = {"traffic", "simulation", "grading", "forecasting", "post_release", "staged_rollout", "realism"}

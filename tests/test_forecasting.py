@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 import pytest

@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from depsim_assets.core.config import DispatchConfig, GraderConfig
+from depsim_assets.core.config import DispatchConfig, GraderConfig, load_study
 from depsim_assets.core.graders.calibration import calibrate
 from depsim_assets.core.graders.base import RecordedGrader, RulesGrader
 from depsim_assets.core.graders.verdicts import parse_answer
@@ -179,10 +179,8 @@ def test_xstest_demo_labels_include_unmapped_gpt4_values() -> None:
 
 
 def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path, dagster_home: Path) -> None:
-    import duckdb
     import yaml
 
-    from depsim_assets.core.config import load_study
     from depsim.runner import run_study
 
     raw = yaml.safe_load((REPO / "studies/xstest.yaml").read_text())
@@ -211,7 +209,6 @@ def test_xstest_study_grades_and_calibrates_leave_one_release_out(tmp_path: Path
 
 
 def test_eligibility_from_a_judges_request_classification(tmp_path: Path, write_study) -> None:
-    from depsim_assets.core.config import load_study
     from depsim_assets.core.graders.grade import grade_release
 
     server = FakeOpenAI().start()

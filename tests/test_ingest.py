@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
@@ -13,7 +12,7 @@ from depsim_assets.core.consent import apply_consent
 from depsim_assets.core.formats import REASONS
 from depsim_assets.core.ingest import count_source_records, ingest, reconcile
 from depsim_assets.definitions import build_resources
-from tests.conftest import TESTS, lineage, shared, warehouse_sql
+from tests.conftest import TESTS, lineage, shared
 
 DATA = TESTS / "data"
 SMALL = IngestConfig(max_message_chars=1000)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import pytest

@@ -15,6 +15,7 @@ import orjson
 import polars as pl
 
 from depsim_assets.core.config import GraderConfig, RecordedSource
+from depsim_assets.core.agentic.destructive import RULES as DESTRUCTIVE_RULES
 from depsim_assets.core.graders import detectors
 from depsim_assets.core.graders.taxonomy import Category
 from depsim_assets.core.recorded import read_recorded
@@ -73,7 +74,7 @@ class RulesGrader:
     def version(self, categories: list[Category]) -> str:
         return version_hash("rules", detectors.RULES_VERSION, detectors.REFUSAL_OPENERS, detectors.REFUSAL_ANYWHERE, detectors.PIVOT,
                             detectors.EVAL_AWARENESS, detectors.ARITHMETIC_QUERY,
-                            sorted((k, v.pattern) for k, v in detectors.DESTRUCTIVE_RULES.items()), sorted((c.id, c.signal, c.flag_when) for c in categories))
+                            sorted((k, v.pattern) for k, v in DESTRUCTIVE_RULES.items()), sorted((c.id, c.signal, c.flag_when) for c in categories))
 
     def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
         version = self.version(categories)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 import polars as pl
 
-from depsim_assets.core.agentic.destructive import RULES as DESTRUCTIVE_RULES, destructive
+from depsim_assets.core.agentic.destructive import destructive
 
 from depsim_assets.core.privacy.rules import RULES
 from depsim_assets.core.privacy.scrub import Scrubber
