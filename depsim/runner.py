@@ -233,9 +233,10 @@ def run_study(
     for name in names:
         progress(f"{tag} comparison of '{name}' with its incumbent")
         materialize(["release_comparison"], name)
-    for name in names if cfg.awareness else []:
-        progress(f"{tag} evaluation awareness of '{name}'")
-        materialize(["eval_awareness"], name)
+    realism = ["eval_awareness"] * bool(cfg.awareness) + ["realism_report"] * bool(cfg.realism)
+    for name in names if realism else []:
+        progress(f"{tag} evaluation awareness and realism of '{name}'")
+        materialize(realism, name)
     progress(f"{tag} scoring forecasts across releases")
     materialize(["forecast_scorecard"])
     if cfg.staged_rollout is not None:

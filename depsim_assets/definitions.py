@@ -57,7 +57,8 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
     chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
-    chosen += [realism.eval_awareness] if study.config.awareness and has_conversations(study.config) else []
+    if has_conversations(study.config):
+        chosen += [realism.eval_awareness] * bool(study.config.awareness) + [realism.realism_report] * bool(study.config.realism)
     rollout = staged_rollout.rollout_definitions(study)[0] if study.config.staged_rollout else []
     return bind_to_study(chosen, study.config) + rollout
 

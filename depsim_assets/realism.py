@@ -1,22 +1,39 @@
 """Realism stage: whether the release's model takes real, simulated and eval-set contexts for deployment or a test."""
 
+from collections.abc import Callable
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
 from depsim_assets.core.answer import answer
 from depsim_assets.core.awareness import classifier_body, kind_gaps, kind_rates, parse_verdict, sample_contexts, with_verbalized
-from depsim_assets.core.config import ReleaseConfig
+from depsim_assets.core.config import DispatchConfig, ReleaseConfig, Study
+from depsim_assets.core.discriminator import discriminator_body, judged_real, pairs, parse_choice, win_rate
 from depsim_assets.core.dispatch import Call
+from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.core.requests import request_key
 from depsim_assets.metadata import rates_plot
 from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
+from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
 
 GROUP = "realism"
 PREFIX_COLUMNS = ["prefix_id", "kind", "messages", "reference_responses"]
+
+
+def ask(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, release: ReleaseConfig,
+        dispatch: DispatchConfig, bodies: list[dict[str, Any]], prefix_ids: list[str], log: Callable[[str], None]) -> list[tuple[str, str | None, str | None]]:
+    """(status, failure reason, text) per body, each distinct request sent once through the completion store."""
+    keys = [request_key(b, 0) for b in bodies]
+    calls = [Call(k, 0, p, None, release.name, b) for k, p, b in zip(keys, prefix_ids, bodies, strict=True)]
+    with completion_store.open(s.warehouse_dir) as store:
+        stored = answer(calls, store, endpoint, release, dispatch, log).stored
+    got = {k: (st, r, t) for k, st, r, t in stored.select("request_key", "status", "failure_reason", "response_text").iter_rows()}
+    return [got.get(k, ("failed", "not_dispatched", None)) for k in keys]
 
 
 def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | None:
@@ -57,15 +74,10 @@ def eval_awareness(
     else:
         max_tokens = cfg.classifier.max_tokens if cfg.classifier else 64
         bodies = [classifier_body(classifier.model, m, max_tokens) for m in contexts["messages"].to_list()]
-        keys = [request_key(b, 0) for b in bodies]
-        calls = [Call(k, 0, p, None, classifier.name, b) for k, p, b in zip(keys, contexts["prefix_id"], bodies, strict=True)]
         dispatch = s.config.dispatch.model_copy(update={"timeout_s": cfg.classifier.timeout_s}) if cfg.classifier else s.config.dispatch
-        with completion_store.open(s.warehouse_dir) as store:
-            stored = answer(calls, store, model_endpoint, classifier, dispatch, context.log.info).stored
-        got = {k: (st, r, t) for k, st, r, t in stored.select("request_key", "status", "failure_reason", "response_text").iter_rows()}
         parsed = []
-        for key in keys:
-            status, reason, text = got.get(key, ("failed", "not_dispatched", None))
+        for status, reason, text in ask(s, completion_store, model_endpoint, classifier, dispatch, bodies, contexts["prefix_id"].to_list(),
+                                        context.log.info):
             verdict, p, failure = parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}")
             parsed.append({"verdict": verdict, "p_evaluation": p, "status": "ok" if failure is None else "failed", "failure_reason": failure})
         rows = pl.concat([contexts, pl.DataFrame(parsed, schema={"verdict": pl.String, "p_evaluation": pl.Float64, "status": pl.String,
@@ -83,5 +95,51 @@ def eval_awareness(
             "failed": int((rows["status"] == "failed").sum()),
             "judged_evaluation_by_kind": rates_plot(plot.with_columns(pl.col("rate", "lo", "hi") * 100_000), "judged evaluation, per 100k contexts")
             if len(plot) else dg.MetadataValue.md("_no classified context_"),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=release_partitions,
+    pool="llm",
+    kinds={"polars", "parquet"},
+    description="Realism of the release's resampled turns: a discriminator model sees a traffic context with its real "
+    "final turn and the release's resampled one (order fixed per pair by a seeded hash) and says which is real. "
+    "The simulator's win rate (simulated judged real; 50% = indistinguishable) with an exact interval, the share of "
+    "answers naming the first position (a position-biased judge shows here, not in the win rate), and the pairs the "
+    "discriminator was most sure about.",
+)
+def realism_report(
+    context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource, privacy_key: PrivacyKeyResource,
+    completion_store: CompletionStoreResource, replay_prefixes: pl.LazyFrame, regenerated_completions: pl.DataFrame,
+) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    cfg = s.config.realism
+    assert cfg is not None
+    d = cfg.discriminator
+    judge = ReleaseConfig(name=f"realism.{context.partition_key}", backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
+    frame = pairs(replay_prefixes.select(PREFIX_COLUMNS).collect(), regenerated_completions.filter(pl.col("sample_index") == 0), cfg.pairs, cfg.seed)
+    # The real turn is de-identified (it comes from the warehouse); the simulated one gets the same keyed surrogates,
+    # so a surrogate name or a reserved phone number tells the discriminator nothing.
+    simulated, _ = study_scrubber(privacy_key.key(), s.config.privacy).scrub(frame["simulated"])
+    frame = frame.with_columns(simulated=simulated)
+    bodies = [discriminator_body(d.model, m, real, sim, first, d.max_tokens)
+              for m, real, sim, first in frame.select("messages", "real", "simulated", "simulated_first").iter_rows()]
+    parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
+              for status, reason, text in ask(s, completion_store, model_endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
+                                              bodies, frame["prefix_id"].to_list(), context.log.info)]
+    frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
+                               failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
+    frame = frame.with_columns(simulated_judged_real=judged_real(frame))
+    summary = win_rate(frame, s.config.forecasting.alpha)
+    worst = frame.filter(pl.col("simulated_judged_real") == False).sort("confidence", descending=True, nulls_last=True).head(5)  # noqa: E712
+    return dg.Output(
+        frame.drop("messages", "real", "simulated"),
+        metadata={
+            "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
+            "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
+            "most_recognisable_simulations": table_md(worst.select("prefix_id", "confidence", simulated=pl.col("simulated").str.slice(0, 200),
+                                                                   real=pl.col("real").str.slice(0, 200))),
         },
     )

@@ -25,7 +25,7 @@ from depsim_assets.core.forecast import compare
 from depsim_assets.core.forecast import rate_forecasts as build_rate_forecasts
 from depsim_assets.core.graders.grade import grade_items
 from depsim_assets.core.ingest import expand_paths
-from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.core.requests import chat_body
 from depsim_assets.metadata import md_table
 from depsim_assets.metadata import table as table_md
@@ -70,7 +70,7 @@ def agentic_rollouts(
     prefixes = [AgenticPrefix.model_validate_json(d) for d in agentic_prefixes["document"].to_list()]
     key = privacy_key.key()
     privacy = s.config.privacy
-    scrubber = Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
+    scrubber = study_scrubber(key, privacy)
 
     def scrub(texts: list[str], groups: list[str]) -> list[str]:
         return gated_scrub(texts, groups, scrubber, key, privacy.canaries.count if privacy.canaries.enabled else 0)[0]

@@ -14,7 +14,7 @@ from depsim_assets.core.agentic.prefix import cut
 from depsim_assets.core.agentic.recorded_calls import RecordedCalls
 from depsim_assets.core.agentic.scrubbing import scrub_trajectories
 from depsim_assets.core.agentic.tables import prefix_table, recorded_table, trajectories_of, trajectory_table
-from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.metadata import md_table
 from depsim_resources.privacy_key import PrivacyKeyResource
 from depsim_resources.study import StudyResource
@@ -42,7 +42,7 @@ def agentic_trajectories(context: dg.AssetExecutionContext, study: StudyResource
     key = privacy_key.key()
     loaded = load_trajectory_sources(s.config.sources, s.root, s.config.agentic, s.resolve)
     privacy = s.config.privacy
-    scrubber = Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
+    scrubber = study_scrubber(key, privacy)
     scrubbed = scrub_trajectories(loaded.trajectories, scrubber, key, privacy.canaries.count if privacy.canaries.enabled else 0)
     table = trajectory_table(scrubbed.trajectories)
     quarantine = pl.DataFrame(loaded.quarantine, schema=QUARANTINE_SCHEMA)

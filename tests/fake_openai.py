@@ -120,8 +120,10 @@ class FakeOpenAI:
             text = self._verdict(body, last)
         if last.startswith("DEPLOYMENT OR EVALUATION?"):  # a depsim awareness classifier request
             text = self._awareness(last)
+        if last.startswith("WHICH IS REAL?"):  # a depsim realism discriminator: a judge that always picks the first reply
+            text = json.dumps({"real": "A", "confidence": 0.7})
         message: dict[str, Any] = {"role": "assistant", "content": text}
-        scripted = None if last.startswith(("CATEGORIES: ", "DEPLOYMENT OR EVALUATION?")) else self._scripted(body)
+        scripted = None if last.startswith(("CATEGORIES: ", "DEPLOYMENT OR EVALUATION?", "WHICH IS REAL?")) else self._scripted(body)
         if scripted is not None:
             message = scripted
             text = json.dumps(scripted)

@@ -1,4 +1,5 @@
-"""eval_awareness against the fake OpenAI-compatible server: contexts by kind, rates, gaps, verbalized awareness."""
+"""eval_awareness and realism_report against the fake OpenAI-compatible server: contexts by kind, rates, gaps,
+verbalized awareness; the discriminator's position randomisation."""
 
 import json
 from pathlib import Path
@@ -52,11 +53,12 @@ def test_rates_by_kind_gaps_and_verbalized_awareness_against_the_fake_server(wri
         releases:
           - {{name: v1, backend: openai, model: fake-model, base_url: "{server.base_url}"}}
         awareness: {{per_kind: 100}}
+        realism: {{pairs: 100, discriminator: {{model: judge-model, base_url: "{server.base_url}"}}}}
         """)
     resources = build_resources(str(cfg))
     assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
     assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
-                          selection=dg.AssetSelection.assets("regenerated_completions", "eval_awareness")).success
+                          selection=dg.AssetSelection.assets("regenerated_completions", "eval_awareness", "realism_report")).success
     rows = load_study(cfg).warehouse.read("eval_awareness", ["v1"])
     rates = {r["kind"]: r for r in kind_rates(rows, 0.05).iter_rows(named=True)}
     # Real traffic: 10 of the 39 classified contexts mention a benchmark; the garbled answer is a recorded failure.
@@ -104,3 +106,28 @@ def test_a_recorded_release_without_a_classifier_reports_only_the_verbalized_rat
 ])
 def test_classifier_answers_are_parsed_or_recorded_as_malformed(text: str, expected: tuple) -> None:
     assert parse_verdict(text) == expected
+
+
+def test_a_discriminator_that_always_picks_the_first_reply_scores_about_half(write_study, tmp_path: Path, instance: dg.DagsterInstance,
+                                                                               server: FakeOpenAI) -> None:
+    from depsim_assets.core.discriminator import win_rate
+
+    traffic, evals = _sources(tmp_path)
+    cfg = write_study(f"""
+        study: real
+        warehouse_dir: wh
+        sources: [{{name: chat, paths: ["{traffic}"]}}]
+        releases:
+          - {{name: v1, backend: openai, model: fake-model, base_url: "{server.base_url}"}}
+        realism: {{pairs: 100, discriminator: {{model: judge-model, base_url: "{server.base_url}"}}}}
+        """)
+    resources = build_resources(str(cfg))
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
+                          selection=dg.AssetSelection.assets("regenerated_completions", "realism_report")).success
+    frame = load_study(cfg).warehouse.read("realism_report", ["v1"])
+    summary = win_rate(frame, 0.05)
+    # Every answer names the first reply; the simulated one stands first in the pairs the seeded order put there.
+    assert summary["judged"] == 40 and summary["first_position_share"] == 1.0
+    assert summary["simulated_judged_real"] == int(frame["simulated_first"].sum())
+    assert 0.25 < summary["win_rate"] < 0.75 and summary["lo"] < 0.5 < summary["hi"]

@@ -23,3 +23,11 @@ class AwarenessConfig(_Strict):
     seed: int = 0
     gap: float = Field(0.02, gt=0, lt=1, description="the gap between kinds the sample size is computed for")
     power: float = Field(0.8, gt=0, lt=1)
+
+
+class RealismConfig(_Strict):
+    """The discriminator: shown one context with its real and its simulated continuation, which is real?"""
+
+    discriminator: ClassifierConfig = Field(description="the judge model that discriminates")
+    pairs: int = Field(200, gt=0, description="(real, simulated) pairs per release")
+    seed: int = 0

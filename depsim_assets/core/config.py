@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from depsim_assets.core.awareness_config import AwarenessConfig
+from depsim_assets.core.awareness_config import AwarenessConfig, RealismConfig
 from depsim_assets.core.forecast_config import ForecastConfig, PostReleaseConfig
 from depsim_assets.core.rollout_plan import StagedRolloutConfig
 from depsim_assets.core.storage import Warehouse
@@ -292,6 +292,7 @@ class StudyConfig(Strict):
     agentic: AgenticConfig = AgenticConfig()
     staged_rollout: StagedRolloutConfig | None = None
     awareness: AwarenessConfig | None = None
+    realism: RealismConfig | None = None
 
     @field_validator("sources")
     @classmethod

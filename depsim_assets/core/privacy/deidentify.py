@@ -14,7 +14,7 @@ from depsim_assets.core.consent import consent_mask
 from depsim_assets.core.ingest import CONVERSATION_SCHEMA
 from depsim_assets.core.privacy.gate import PrivacyGateError, canary_conversations, scan
 from depsim_assets.core.privacy.rules import FILTER_VERSION, hmac_hex
-from depsim_assets.core.privacy.scrub import Scrubber
+from depsim_assets.core.privacy.scrub import study_scrubber
 
 CANARY_SOURCE = "__canary__"
 
@@ -78,7 +78,7 @@ def deidentify(conversations: pl.DataFrame, sources: list[SourceConfig], cfg: Pr
     if not key:
         raise ValueError("the privacy HMAC key is empty: set DEPSIM_PRIVACY_KEY")
     planted, canary_vals = _plant(conversations, key, cfg.canaries.count if cfg.canaries.enabled else 0)
-    scrubber = Scrubber(key=key, replacement=cfg.replacement, disabled=frozenset(cfg.disabled_rules))
+    scrubber = study_scrubber(key, cfg)
     msgs = (
         planted.select("conversation_id", "source", "messages")
         .with_row_index("conv_row")

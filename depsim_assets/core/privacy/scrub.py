@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -180,3 +181,8 @@ class Scrubber:
         )
         merged = frame.filter(~maybe).vstack(wrapped.select(frame.columns)) if len(hit) < len(frame) else wrapped.select(frame.columns)
         return merged, counts
+
+
+def study_scrubber(key: bytes, privacy: Any) -> Scrubber:
+    """The scrubber a study's `privacy:` section configures (replacement style, disabled rules)."""
+    return Scrubber(key=key, replacement=privacy.replacement, disabled=frozenset(privacy.disabled_rules))
