@@ -216,6 +216,9 @@ def run_study(
             how = f"up to {cfg.agentic.max_steps} steps per prefix" if cfg.release(name).backend == "openai" else "recorded"
             progress(f"{tag} agentic rollouts and their labels for '{name}' ({how})")
             materialize(["agentic_rollouts", "agentic_labels"], name)
+    if agentic and cfg.realism is not None:
+        progress(f"{tag} realism of the tool simulator (leave-one-out replay, discriminator)")
+        materialize(["tool_realism"])
     for name in names if agentic else []:
         incumbent = cfg.release(name).incumbent
         progress(f"{tag} agentic rates for '{name}'" + (f" against '{incumbent}'" if incumbent else ""))

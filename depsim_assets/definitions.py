@@ -59,6 +59,8 @@ def study_assets(study: Study) -> list[dg.AssetsDefinition]:
     chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
     if has_conversations(study.config):
         chosen += [realism.eval_awareness] * bool(study.config.awareness) + [realism.realism_report] * bool(study.config.realism)
+    if has_trajectories(study.config) and study.config.realism:
+        chosen += [realism.tool_realism]
     rollout = staged_rollout.rollout_definitions(study)[0] if study.config.staged_rollout else []
     return bind_to_study(chosen, study.config) + rollout
 

@@ -1,4 +1,5 @@
-"""Realism stage: whether the release's model takes real, simulated and eval-set contexts for deployment or a test."""
+"""Realism stage: whether the release's model takes real, simulated and eval-set contexts for deployment or a test,
+and whether a discriminator can tell simulated turns and simulated tool outputs from real ones."""
 
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,9 @@ import polars as pl
 from depsim_assets.core.answer import answer
 from depsim_assets.core.awareness import classifier_body, kind_gaps, kind_rates, parse_verdict, sample_contexts, with_verbalized
 from depsim_assets.core.config import DispatchConfig, ReleaseConfig, Study
-from depsim_assets.core.discriminator import discriminator_body, judged_real, pairs, parse_choice, win_rate
+from depsim_assets.core.agentic.fidelity import leave_one_out, stored_snapshot
+from depsim_assets.core.agentic.tables import trajectories_of
+from depsim_assets.core.discriminator import discriminator_body, judged_real, pairs, parse_choice, tool_body, tool_pairs, win_rate
 from depsim_assets.core.dispatch import Call
 from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.core.requests import request_key
@@ -140,6 +143,48 @@ def realism_report(
             "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
             "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
             "most_recognisable_simulations": table_md(worst.select("prefix_id", "confidence", simulated=pl.col("simulated").str.slice(0, 200),
+                                                                   real=pl.col("real").str.slice(0, 200))),
+        },
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    ins={"agentic_trajectories": dg.AssetIn()},
+    description="Realism of the tool simulator: each stored (de-identified) trajectory is replayed leave-one-out "
+    "through the simulator; for answered calls a discriminator sees the command and two outputs — the recorded one "
+    "and the simulator's, order fixed per pair — and says which the real tool printed. Win rate per answering layer "
+    "(`recorded`, `snapshot`; 50% = indistinguishable) with exact intervals, and the most recognisable simulations.",
+)
+def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource,
+                 completion_store: CompletionStoreResource, agentic_trajectories: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    s = study.load()
+    cfg = s.config.realism
+    assert cfg is not None
+    d = cfg.discriminator
+    judge = ReleaseConfig(name="realism.tools", backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
+    calls = leave_one_out(trajectories_of(agentic_trajectories), stored_snapshot, recorded=True)
+    frame = tool_pairs(calls, cfg.pairs, cfg.seed) if len(calls) else pl.DataFrame()
+    if frame.is_empty():
+        return dg.Output(frame, metadata={"note": "no answered tool call to compare"})
+    bodies = [tool_body(d.model, c, real, sim, first, d.max_tokens)
+              for c, real, sim, first in frame.select("command", "real", "simulated", "simulated_first").iter_rows()]
+    parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
+              for status, reason, text in ask(s, completion_store, model_endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
+                                              bodies, frame["trajectory"].to_list(), context.log.info)]
+    frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
+                               failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
+    frame = frame.with_columns(simulated_judged_real=judged_real(frame), identical=pl.col("real") == pl.col("simulated"))
+    alpha = s.config.forecasting.alpha
+    layers = pl.DataFrame([{"provenance": layer, **win_rate(g, alpha), "identical_outputs": int(g["identical"].sum())}
+                           for (layer,), g in frame.group_by("provenance", maintain_order=True)])
+    worst = frame.filter(pl.col("simulated_judged_real") == False).sort("confidence", descending=True, nulls_last=True).head(5)  # noqa: E712
+    return dg.Output(
+        frame.drop("real", "simulated"),
+        metadata={
+            "win_rate_by_layer": table_md(layers, first=("provenance", "win_rate", "lo", "hi", "judged")),
+            "most_recognisable_simulations": table_md(worst.select("provenance", "command", "confidence", simulated=pl.col("simulated").str.slice(0, 200),
                                                                    real=pl.col("real").str.slice(0, 200))),
         },
     )

@@ -131,3 +131,28 @@ def test_a_discriminator_that_always_picks_the_first_reply_scores_about_half(wri
     assert summary["judged"] == 40 and summary["first_position_share"] == 1.0
     assert summary["simulated_judged_real"] == int(frame["simulated_first"].sum())
     assert 0.25 < summary["win_rate"] < 0.75 and summary["lo"] < 0.5 < summary["hi"]
+
+
+def test_tool_realism_per_simulator_layer_on_the_marshmallow_runs(tmp_path: Path, instance: dg.DagsterInstance, server: FakeOpenAI) -> None:
+    import yaml
+
+    from depsim_assets.core.discriminator import win_rate
+    from tests.conftest import copy_study
+
+    cfg = copy_study("studies/marshmallow_agentic.yaml", tmp_path)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["realism"] = {"pairs": 200, "discriminator": {"model": "judge-model", "base_url": server.base_url}}
+    cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
+    resources = build_resources(str(cfg))
+    agentic = ["agentic_trajectories", "trajectory_quarantine", "agentic_prefixes", "tool_call_records", "tool_realism"]
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*agentic)).success
+    frame = load_study(cfg).warehouse.read("tool_realism")
+    layers = {layer: win_rate(g, 0.05) for (layer,), g in frame.group_by("provenance")}
+    # Leave-one-out over the eight stored runs answers reads and edits from the snapshot and some execution calls
+    # from the other runs' recordings; a judge that always answers "A" wins exactly where the simulation stood first.
+    assert set(layers) == {"recorded", "snapshot"}
+    for layer, summary in layers.items():
+        own = frame.filter(pl.col("provenance") == layer)
+        assert summary["judged"] == len(own) > 0 and summary["first_position_share"] == 1.0
+        assert summary["simulated_judged_real"] == int(own["simulated_first"].sum())
+    assert frame["identical"].sum() > 0  # most snapshot answers equal the recording: nothing to tell apart

@@ -87,3 +87,20 @@ def win_rate(frame: pl.DataFrame, alpha: float) -> dict[str, Any]:
     return {"pairs": len(frame), "judged": n, "failed": len(frame) - n, "simulated_judged_real": k,
             "win_rate": k / n if n else None, "lo": lo, "hi": hi,
             "first_position_share": float((ok["choice"] == "A").mean()) if n else None}
+
+
+def tool_pairs(calls: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
+    """Answered calls of a leave-one-out replay as (recorded, simulated) output pairs with their answering layer:
+    trajectory, call, provenance, command, real, simulated, simulated_first; `n` per layer, seeded order."""
+    answered = calls.filter(pl.col("answered")).with_columns(
+        key=pl.concat_str(pl.lit(f"{seed}:"), "trajectory", pl.lit(":"), pl.col("call").cast(pl.String)))
+    order = answered["key"].map_elements(lambda k: hashlib.sha256(k.encode()).hexdigest(), return_dtype=pl.String)
+    return (answered.with_columns(order=order, simulated_first=order.str.slice(-1).str.to_integer(base=16) % 2 == 0)
+            .sort("order").group_by("provenance", maintain_order=True).head(n)
+            .select("trajectory", "call", "provenance", "command", real="recorded", simulated="simulated", simulated_first="simulated_first"))
+
+
+def tool_body(model: str, command: str, real: str, simulated: str, simulated_first: bool, max_tokens: int) -> dict[str, Any]:
+    """The same question for one tool call: which output did the real tool print?"""
+    messages = [{"role": "user", "content": f"(a coding agent runs a tool in a repository checkout)\n$ {command}"}]
+    return discriminator_body(model, messages, real, simulated, simulated_first, max_tokens)

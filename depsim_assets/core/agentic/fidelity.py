@@ -49,6 +49,8 @@ def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | No
                 "exact": answered and response.output == recorded,
                 "normalised": answered and normalise(response.output) == normalise(recorded),
                 "detail": response.detail,
+                # The texts, for the realism discriminator (the stored trajectories are de-identified already).
+                "command": request.command or f"{request.name} {request.arguments}", "recorded": recorded, "simulated": response.output,
             })
     return rows
 
