@@ -39,6 +39,26 @@ def ask(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndp
     return [got.get(k, ("failed", "not_dispatched", None)) for k in keys]
 
 
+def discriminate(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, name: str,
+                 frame: pl.DataFrame, bodies: list[dict[str, Any]], ids: list[str], log: Callable[[str], None]) -> pl.DataFrame:
+    """The discriminator's answer for each pair: choice, confidence, failure reason and whether the simulated side was
+    judged real."""
+    d = s.config.realism.discriminator  # type: ignore[union-attr]
+    judge = ReleaseConfig(name=name, backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
+    parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
+              for status, reason, text in ask(s, completion_store, endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
+                                              bodies, ids, log)]
+    frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
+                               failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
+    return frame.with_columns(simulated_judged_real=judged_real(frame))
+
+
+def recognisable(frame: pl.DataFrame, *columns: str) -> dg.MetadataValue:
+    """The simulations the discriminator was surest were not real."""
+    worst = frame.filter(pl.col("simulated_judged_real").not_()).sort("confidence", descending=True, nulls_last=True).head(5)
+    return table_md(worst.select(*columns, "confidence", simulated=pl.col("simulated").str.slice(0, 200), real=pl.col("real").str.slice(0, 200)))
+
+
 def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | None:
     """The model that classifies: the configured classifier, else the release's own (live releases only)."""
     c = getattr(cfg, "classifier", None)
@@ -121,7 +141,6 @@ def realism_report(
     cfg = s.config.realism
     assert cfg is not None
     d = cfg.discriminator
-    judge = ReleaseConfig(name=f"realism.{context.partition_key}", backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
     frame = pairs(replay_prefixes.select(PREFIX_COLUMNS).collect(), regenerated_completions.filter(pl.col("sample_index") == 0), cfg.pairs, cfg.seed)
     # The real turn is de-identified (it comes from the warehouse); the simulated one gets the same keyed surrogates,
     # so a surrogate name or a reserved phone number tells the discriminator nothing.
@@ -129,21 +148,15 @@ def realism_report(
     frame = frame.with_columns(simulated=simulated)
     bodies = [discriminator_body(d.model, m, real, sim, first, d.max_tokens)
               for m, real, sim, first in frame.select("messages", "real", "simulated", "simulated_first").iter_rows()]
-    parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
-              for status, reason, text in ask(s, completion_store, model_endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
-                                              bodies, frame["prefix_id"].to_list(), context.log.info)]
-    frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
-                               failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
-    frame = frame.with_columns(simulated_judged_real=judged_real(frame))
+    frame = discriminate(s, completion_store, model_endpoint, f"realism.{context.partition_key}", frame, bodies, frame["prefix_id"].to_list(),
+                         context.log.info)
     summary = win_rate(frame, s.config.forecasting.alpha)
-    worst = frame.filter(pl.col("simulated_judged_real") == False).sort("confidence", descending=True, nulls_last=True).head(5)  # noqa: E712
     return dg.Output(
         frame.drop("messages", "real", "simulated"),
         metadata={
             "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
             "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
-            "most_recognisable_simulations": table_md(worst.select("prefix_id", "confidence", simulated=pl.col("simulated").str.slice(0, 200),
-                                                                   real=pl.col("real").str.slice(0, 200))),
+            "most_recognisable_simulations": recognisable(frame, "prefix_id"),
         },
     )
 
@@ -163,28 +176,21 @@ def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_
     cfg = s.config.realism
     assert cfg is not None
     d = cfg.discriminator
-    judge = ReleaseConfig(name="realism.tools", backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
     calls = leave_one_out(trajectories_of(agentic_trajectories), stored_snapshot, recorded=True)
     frame = tool_pairs(calls, cfg.pairs, cfg.seed) if len(calls) else pl.DataFrame()
     if frame.is_empty():
         return dg.Output(frame, metadata={"note": "no answered tool call to compare"})
     bodies = [tool_body(d.model, c, real, sim, first, d.max_tokens)
               for c, real, sim, first in frame.select("command", "real", "simulated", "simulated_first").iter_rows()]
-    parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
-              for status, reason, text in ask(s, completion_store, model_endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
-                                              bodies, frame["trajectory"].to_list(), context.log.info)]
-    frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
-                               failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
-    frame = frame.with_columns(simulated_judged_real=judged_real(frame), identical=pl.col("real") == pl.col("simulated"))
+    frame = discriminate(s, completion_store, model_endpoint, "realism.tools", frame, bodies, frame["trajectory"].to_list(), context.log.info)
+    frame = frame.with_columns(identical=pl.col("real") == pl.col("simulated"))
     alpha = s.config.forecasting.alpha
     layers = pl.DataFrame([{"provenance": layer, **win_rate(g, alpha), "identical_outputs": int(g["identical"].sum())}
                            for (layer,), g in frame.group_by("provenance", maintain_order=True)])
-    worst = frame.filter(pl.col("simulated_judged_real") == False).sort("confidence", descending=True, nulls_last=True).head(5)  # noqa: E712
     return dg.Output(
         frame.drop("real", "simulated"),
         metadata={
             "win_rate_by_layer": table_md(layers, first=("provenance", "win_rate", "lo", "hi", "judged")),
-            "most_recognisable_simulations": table_md(worst.select("provenance", "command", "confidence", simulated=pl.col("simulated").str.slice(0, 200),
-                                                                   real=pl.col("real").str.slice(0, 200))),
+            "most_recognisable_simulations": recognisable(frame, "provenance", "command"),
         },
     )
