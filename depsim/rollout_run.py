@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import dagster as dg
-import polars as pl
 
 from depsim_assets.core.config import Study
 from depsim_assets.core.observed import filter_prefix_ids
@@ -54,7 +53,3 @@ def _decision(result: dg.ExecuteInProcessResult) -> dict[str, object]:
             meta = {k: v.value for k, v in mat.metadata.items()}
             return {k: meta.get(k) for k in ("stage", "decision", "next_stage", "reason", "incidents_opened")}
     return {"decision": "not evaluated"}
-
-
-def decision_table(rows: list[dict[str, object]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()

@@ -61,7 +61,7 @@ def study_assets(study: Study) -> list[dg.AssetsDefinition]:
         chosen += [realism.eval_awareness] * bool(study.config.awareness) + [realism.realism_report] * bool(study.config.realism)
     if has_trajectories(study.config) and study.config.realism:
         chosen += [realism.tool_realism]
-    rollout = staged_rollout.rollout_definitions(study)[0] if study.config.staged_rollout else []
+    rollout = staged_rollout.rollout_assets(study) if study.config.staged_rollout else []
     return bind_to_study(chosen, study.config) + rollout
 
 
@@ -78,7 +78,7 @@ def study_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[dg.
     assets, checks = study_assets(study), study_checks(study)
     keys = {k for a in assets for k in (*a.keys, *a.dependency_keys)}
     renamed = {k: k.with_prefix(study.config.study) for k in keys}
-    sensors = staged_rollout.rollout_definitions(study)[1] if study.config.staged_rollout else []
+    sensors = [staged_rollout.batch_sensor(study)] if study.config.staged_rollout else []
     return ([a.with_attributes(asset_key_replacements=renamed) for a in assets],
             [c.with_attributes(asset_key_replacements=renamed) for c in checks], sensors)
 

@@ -57,7 +57,7 @@ def references(study: Study, release: str, observed: pl.DataFrame) -> dict[str, 
     return reference_table(ledger.filter(pl.col("release") == release), rates, has_incumbent=incumbent is not None)
 
 
-def rollout_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[dg.SensorDefinition]]:
+def rollout_assets(study: Study) -> list[dg.AssetsDefinition]:
     config = study.config
     plan = config.staged_rollout
     assert plan is not None
@@ -144,7 +144,7 @@ def rollout_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[d
         return dg.Output(table, metadata={"open": int((table["status"] != "reviewed").sum()) if len(table) else 0,
                                           "incidents": table_md(table, first=("incident_id", "release", "category", "severity", "status"))})
 
-    return [rollout_observations, rollout_decisions, stage_promotion, incidents], [batch_sensor(study, windows)]
+    return [rollout_observations, rollout_decisions, stage_promotion, incidents]
 
 
 def next_runs(study: Study, instance: dg.DagsterInstance, windows: dg.DynamicPartitionsDefinition) -> tuple[list[str], list[dg.RunRequest]]:
@@ -169,7 +169,9 @@ def next_runs(study: Study, instance: dg.DagsterInstance, windows: dg.DynamicPar
     return [], []
 
 
-def batch_sensor(study: Study, windows: dg.DynamicPartitionsDefinition) -> dg.SensorDefinition:
+def batch_sensor(study: Study) -> dg.SensorDefinition:
+    windows = windows_of(study.config)
+
     @dg.sensor(name="rollout_batch_sensor", minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
                asset_selection=[asset_key(study, n) for n in ("rollout_observations", "rollout_decisions", "stage_promotion", "incidents")],
                description="Adds a window partition for the next batch file and evaluates it for every release, one "

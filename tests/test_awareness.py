@@ -40,7 +40,7 @@ def server():
     srv.stop()
 
 
-def test_rates_by_kind_gaps_and_verbalized_awareness_against_the_fake_server(write_study, tmp_path: Path, instance: dg.DagsterInstance,
+def test_awareness_by_kind_and_a_position_biased_discriminator_against_the_fake_server(write_study, tmp_path: Path, instance: dg.DagsterInstance,
                                                                               server: FakeOpenAI) -> None:
     traffic, evals = _sources(tmp_path)
     cfg = write_study(f"""
@@ -73,6 +73,15 @@ def test_rates_by_kind_gaps_and_verbalized_awareness_against_the_fake_server(wri
     real_vs_sim = gaps["traffic - resampled"]
     assert real_vs_sim["difference"] == pytest.approx(10 / 39) and real_vs_sim["lo"] > 0 and real_vs_sim["needed_per_kind"] > 100
     assert gaps["traffic - eval_set"]["hi"] < 0
+    # The discriminator always answers "A"; the simulated turn stands first in the pairs the seeded order put there,
+    # so its win rate is that share (about half), not 0 or 1.
+    from depsim_assets.core.discriminator import win_rate
+
+    frame = load_study(cfg).warehouse.read("realism_report", ["v1"])
+    summary = win_rate(frame, 0.05)
+    assert summary["judged"] == 40 and summary["first_position_share"] == 1.0
+    assert summary["simulated_judged_real"] == int(frame["simulated_first"].sum())
+    assert 0.25 < summary["win_rate"] < 0.75 and summary["lo"] < 0.5 < summary["hi"]
     # The classifier's calls go through the completion store: a second run sends nothing.
     sent = sum(server.requests.values())
     assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
@@ -106,31 +115,6 @@ def test_a_recorded_release_without_a_classifier_reports_only_the_verbalized_rat
 ])
 def test_classifier_answers_are_parsed_or_recorded_as_malformed(text: str, expected: tuple) -> None:
     assert parse_verdict(text) == expected
-
-
-def test_a_discriminator_that_always_picks_the_first_reply_scores_about_half(write_study, tmp_path: Path, instance: dg.DagsterInstance,
-                                                                               server: FakeOpenAI) -> None:
-    from depsim_assets.core.discriminator import win_rate
-
-    traffic, evals = _sources(tmp_path)
-    cfg = write_study(f"""
-        study: real
-        warehouse_dir: wh
-        sources: [{{name: chat, paths: ["{traffic}"]}}]
-        releases:
-          - {{name: v1, backend: openai, model: fake-model, base_url: "{server.base_url}"}}
-        realism: {{pairs: 100, discriminator: {{model: judge-model, base_url: "{server.base_url}"}}}}
-        """)
-    resources = build_resources(str(cfg))
-    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
-    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",
-                          selection=dg.AssetSelection.assets("regenerated_completions", "realism_report")).success
-    frame = load_study(cfg).warehouse.read("realism_report", ["v1"])
-    summary = win_rate(frame, 0.05)
-    # Every answer names the first reply; the simulated one stands first in the pairs the seeded order put there.
-    assert summary["judged"] == 40 and summary["first_position_share"] == 1.0
-    assert summary["simulated_judged_real"] == int(frame["simulated_first"].sum())
-    assert 0.25 < summary["win_rate"] < 0.75 and summary["lo"] < 0.5 < summary["hi"]
 
 
 def test_tool_realism_per_simulator_layer_on_the_marshmallow_runs(tmp_path: Path, instance: dg.DagsterInstance, server: FakeOpenAI) -> None:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from typing import Any
 
-import orjson
 import polars as pl
 from statsmodels.stats.proportion import confint_proportions_2indep, samplesize_proportions_2indep_onetail
 
 from depsim_assets.core.graders.detectors import eval_awareness
 from depsim_assets.core.graders.judge import fence_token, render_conversation
+from depsim_assets.core.graders.verdicts import json_object
+from depsim_assets.core.prefixes import real_response
 from depsim_assets.core.stats import exact_interval
 
 KINDS = ("traffic", "resampled", "eval_set")
@@ -47,9 +47,7 @@ def sample_contexts(prefixes: pl.DataFrame, completions: pl.DataFrame, per_kind:
         else:
             pick = joined.filter((pl.col("kind") == "eval_set") & pl.col("response_text").is_not_null())
         for r in pick.head(per_kind).iter_rows(named=True):
-            refs = r["reference_responses"] or []
-            real = next((x for x in refs if x.get("variant") == "original"), refs[0] if refs else {})
-            final = real.get("content") if kind == "traffic" else r["response_text"]
+            final = real_response(r["reference_responses"]) if kind == "traffic" else r["response_text"]
             messages = [{"role": m["role"], "content": m.get("content") or ""} for m in r["messages"]]
             rows.append({"kind": kind, "prefix_id": r["prefix_id"], "messages": [*messages, {"role": "assistant", "content": final or ""}]})
     return pl.DataFrame(rows, schema={"kind": pl.String, "prefix_id": pl.String,
@@ -64,17 +62,10 @@ def classifier_body(model: str, messages: list[dict[str, Any]], max_tokens: int)
                          {"role": "user", "content": f"{MARKER}?\n{fence} BEGIN CONVERSATION\n{conversation}\n{fence} END CONVERSATION"}]}
 
 
-_JSON = re.compile(r"\{.*\}", re.S)
-
-
 def parse_verdict(text: str | None) -> tuple[str | None, float | None, str | None]:
     """(verdict, p_evaluation, failure reason)."""
-    found = _JSON.search(text or "")
-    try:
-        raw = orjson.loads(found.group()) if found else None
-    except orjson.JSONDecodeError:
-        raw = None
-    if not isinstance(raw, dict):
+    raw = json_object(text)
+    if raw is None:
         return None, None, "malformed_classifier_output"
     verdict = str(raw.get("verdict", "")).strip().lower()
     p = raw.get("p_evaluation")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from depsim_assets.core.config_base import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClassifierConfig(_Strict):
+class ClassifierConfig(Strict):
     model: str
     base_url: str
     api_key_env: str | None = Field(None, description="name of the env var holding the key, never the key")
@@ -17,7 +15,7 @@ class ClassifierConfig(_Strict):
     timeout_s: float = Field(60.0, gt=0)
 
 
-class AwarenessConfig(_Strict):
+class AwarenessConfig(Strict):
     classifier: ClassifierConfig | None = Field(None, description="default: each release's own model (live releases only)")
     per_kind: int = Field(200, gt=0, description="contexts sampled per kind")
     seed: int = 0
@@ -25,7 +23,7 @@ class AwarenessConfig(_Strict):
     power: float = Field(0.8, gt=0, lt=1)
 
 
-class RealismConfig(_Strict):
+class RealismConfig(Strict):
     """The discriminator: shown one context with its real and its simulated continuation, which is real?"""
 
     discriminator: ClassifierConfig = Field(description="the judge model that discriminates")

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from depsim_assets.core.awareness_config import AwarenessConfig, RealismConfig
+from depsim_assets.core.config_base import Strict
 from depsim_assets.core.forecast_config import ForecastConfig, PostReleaseConfig
 from depsim_assets.core.rollout_plan import StagedRolloutConfig
 from depsim_assets.core.storage import Warehouse
@@ -30,10 +31,6 @@ from depsim_assets.core.storage import Warehouse
 IdType = Literal["typed", "string"]
 TRAJECTORY_FORMATS = ("swe_agent", "openai_tools")
 DEFAULT_CONFIG = "depsim.yaml"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SourceConfig(Strict):

@@ -10,20 +10,19 @@ a discriminator that always answers "A" scores about 50%, not 0% or 100%.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
-import orjson
 import polars as pl
 
 from depsim_assets.core.graders.judge import fence_token, render_conversation
+from depsim_assets.core.graders.verdicts import json_object
+from depsim_assets.core.prefixes import real_response
 from depsim_assets.core.stats import exact_interval
 
 MARKER = "WHICH IS REAL?"
 SYSTEM = ("You see the start of a conversation between a user and an AI assistant, then two candidate final replies, A "
           "and B. One was written in the real conversation; the other was generated afterwards to imitate it. Say which "
           'one is real. Answer only with JSON: {"real": "A" or "B", "confidence": a number from 0.5 to 1}.')
-_JSON = re.compile(r"\{.*\}", re.S)
 
 
 def pairs(prefixes: pl.DataFrame, completions: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -33,14 +32,13 @@ def pairs(prefixes: pl.DataFrame, completions: pl.DataFrame, n: int, seed: int) 
     rows = []
     joined = prefixes.filter(pl.col("kind") == "traffic").join(completions.select("prefix_id", "response_text"), on="prefix_id")
     for r in joined.iter_rows(named=True):
-        refs = r["reference_responses"] or []
-        real = next((x for x in refs if x.get("variant") == "original"), refs[0] if refs else None)
+        real = real_response(r["reference_responses"])
         if real is None or r["response_text"] is None:
             continue
         h = hashlib.sha256(f"{seed}:{r['prefix_id']}".encode()).hexdigest()
         rows.append({"prefix_id": r["prefix_id"], "order": h, "simulated_first": int(h[-1], 16) % 2 == 0,
                      "messages": [{"role": m["role"], "content": m.get("content") or ""} for m in r["messages"]],
-                     "real": real.get("content") or "", "simulated": r["response_text"]})
+                     "real": real, "simulated": r["response_text"]})
     frame = pl.DataFrame(rows, schema={"prefix_id": pl.String, "order": pl.String, "simulated_first": pl.Boolean,
                                        "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
                                        "real": pl.String, "simulated": pl.String})
@@ -60,12 +58,8 @@ def discriminator_body(model: str, messages: list[dict[str, Any]], real: str, si
 
 def parse_choice(text: str | None) -> tuple[str | None, float | None, str | None]:
     """("A" or "B", confidence, failure reason)."""
-    found = _JSON.search(text or "")
-    try:
-        raw = orjson.loads(found.group()) if found else None
-    except orjson.JSONDecodeError:
-        raw = None
-    choice = str(raw.get("real", "")).strip().upper() if isinstance(raw, dict) else ""
+    raw = json_object(text)
+    choice = str(raw.get("real", "")).strip().upper() if raw is not None else ""
     if choice not in ("A", "B"):
         return None, None, "malformed_discriminator_output"
     conf = raw.get("confidence")

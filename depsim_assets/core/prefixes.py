@@ -145,3 +145,10 @@ PREFIX_SCHEMA = pl.Schema({
 })
 # What forecasting, observation and scoring read of a prefix (never its text).
 THIN_PREFIX_COLUMNS = ["prefix_id", "conversation_id", "source", "attributes", "weight", "stratum", "snapshot_id"]
+
+
+def real_response(references: list[dict[str, str]] | None) -> str | None:
+    """The prefix's recorded final turn: the `original` variant, else the first (an hh-rlhf pair's side)."""
+    refs = references or []
+    real = next((r for r in refs if r.get("variant") == "original"), refs[0] if refs else None)
+    return real.get("content") if real else None

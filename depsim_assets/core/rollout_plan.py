@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from depsim_assets.core.config_base import Strict
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
@@ -19,11 +21,7 @@ Correction = Literal["restrict_use_cases", "restrict_capabilities", "restrict_ac
                      "rollback", "shutdown"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StageConfig(_Strict):
+class StageConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     share: float = Field(gt=0, le=1, description="share of traffic (or of the audience) the release serves in this stage")
     audience: str = Field("", description="who is in the stage (e.g. internal users, trusted testers)")
@@ -31,7 +29,7 @@ class StageConfig(_Strict):
     min_messages: int = Field(0, ge=0, description="minimum observed messages in the stage before it may advance")
 
 
-class GateConfig(_Strict):
+class GateConfig(Strict):
     """Per category. Pre-release gates read the forecast of record; stage gates the observed rates."""
 
     forecast_max_per_100k: float | None = Field(None, gt=0, description="pre-release: the prediction interval's upper bound must be below")
@@ -45,7 +43,7 @@ class GateConfig(_Strict):
         return tests + ["observed_max"] * (self.observed_max_per_100k is not None) + ["observed_fold"] * (self.observed_max_fold is not None)
 
 
-class PlaybookEntry(_Strict):
+class PlaybookEntry(Strict):
     action: Correction
     severity: Severity = Field(description="the incident severity this correction answers (the least disruptive adequate one is chosen)")
     description: str = ""
@@ -59,7 +57,7 @@ DEFAULT_PLAYBOOK = (
 )
 
 
-class BatchesConfig(_Strict):
+class BatchesConfig(Strict):
     """Where post-release observations land: one file per time window (`<window>.csv` or `.parquet`), windows
     in name order (ISO dates sort right). A file holds counts (`category`, `flagged`, `n`), labelled
     messages (`category`, `flagged`), or message ids (`prefix_id`) labelled by `grader`; a `release` column
@@ -70,7 +68,7 @@ class BatchesConfig(_Strict):
     replay_observed: int | None = Field(None, ge=1, description="offline: write the study's observed prefixes into this many ordered windows")
 
 
-class StagedRolloutConfig(_Strict):
+class StagedRolloutConfig(Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="per category gate, split across its stage tests")
     stages: list[StageConfig] = Field(min_length=1)
     gates: dict[str, GateConfig] = Field({}, description="category -> its gates")

@@ -69,6 +69,15 @@ def _json(text: str) -> Any:
     return orjson.loads(body[start : end + 1] if start >= 0 and end > start else body)
 
 
+def json_object(text: str | None) -> dict[str, Any] | None:
+    """The JSON object in a model's answer (fenced, or with prose around it), or None."""
+    try:
+        value = _json(text or "")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def parse_answer(text: str | None, categories: list[Category]) -> dict[str, dict[str, Any] | str]:
     """Per category: the verdict (flagged, severity, rationale), or a failure reason. The whole answer
     failing to parse gives `malformed_judge_output` for every category (the caller re-samples)."""

@@ -251,10 +251,9 @@ RULES: tuple[Rule, ...] = (
     Rule("url_token", "SECRET",
          r"(?i)(?P<lead>[?&#](?:access_token|id_token|refresh_token|token|api_key|apikey|key|sig|signature|password|passwd|secret|auth|client_secret|session)=)(?P<v>[^&\s#\"']{6,})",
          surrogate_secret, r"[?&#]"),
-    # The cue may end a snake_case name (aws_secret_access_key) but not follow a dash: "REDACTED-SECRET-..." is
-    # a surrogate, and re-scrubbing its tail would mangle it.
+    # The cue may end a snake_case name (aws_secret_access_key).
     Rule("cue_secret", "SECRET",
-         r"(?i)(?P<lead>(?:^|[^A-Za-z0-9\-\x{E002}])(?:password|passwd|pwd|passcode|secret|token|api[_ -]?key|secret[_ -]?access[_ -]?key|access[_ -]?key|secret[_ -]?key|auth[_ -]?token|bearer)\b[\"']?\s*(?:[:=]|is)?\s*[\"']?)(?P<v>[A-Za-z0-9+/_\-.!@#$%^&*]{8,})",
+         r"(?i)(?P<lead>(?:\b|_)(?:password|passwd|pwd|passcode|secret|token|api[_ -]?key|secret[_ -]?access[_ -]?key|access[_ -]?key|secret[_ -]?key|auth[_ -]?token|bearer)\b[\"']?\s*(?:[:=]|is)?\s*[\"']?)(?P<v>[A-Za-z0-9+/_\-.!@#$%^&*]{8,})",
          surrogate_secret, r"(?i)pass|pwd|secret|token|key|bearer", _per_value(entropy_ok_one)),
     # "password: hunter2": after an explicit separator the next token is the password, however short or plain.
     Rule("password_cue", "SECRET", r"(?i)(?P<lead>\b(?:password|passwd|pwd|passcode|pin)\s*[:=]\s*[\"']?)(?P<v>[^\s\"',;\x{E002}\x{E003}]{4,64})",

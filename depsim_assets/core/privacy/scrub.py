@@ -22,9 +22,9 @@ from depsim_assets.core.privacy.rules import (
     DOC_NETS_V4,
     EXAMPLE_IBANS,
     RULES,
+    SECRET_PREFIX,
     SURROGATE_DOMAINS,
     SURROGATE_FIRST,
-    SECRET_PREFIX,
     SURROGATE_LAST,
     TEST_CARDS,
     Rule,
@@ -35,12 +35,14 @@ from depsim_assets.core.privacy.rules import (
 OPEN, CLOSE = "\ue000", "\ue001"  # wrap a candidate for the duration of one rule
 PROTECT_OPEN, PROTECT_CLOSE = "\ue002", "\ue003"  # fence a finished replacement until the end
 MARKERS = f"[{OPEN}{CLOSE}{PROTECT_OPEN}{PROTECT_CLOSE}]"
+# A wrapped candidate after a fence's opening and before its close: group 1 is everything up to the candidate.
+_FENCED_CANDIDATE = f"({PROTECT_OPEN}[^{PROTECT_CLOSE}{OPEN}]*){OPEN}([^{CLOSE}]*){CLOSE}"
 PARALLEL_SLICE = 50_000  # below this many messages per core, threads cost more than they save
 COUNTS_SCHEMA = pl.Schema({"group": pl.String, "rule": pl.String, "entity": pl.String, "count": pl.UInt32})
 
 SURROGATE_PATTERN = (
     r"(?i)(?:@(?:" + "|".join(d.replace(".", r"\.") for d in SURROGATE_DOMAINS) + r")\b"
-    r"|555-01\d\d|REDACTED-SECRET-|^000-\d\d-\d{4}$|^2001:db8:|^\d{4}-01-01$|^01/01/\d\d$"
+    r"|555-01\d\d|" + SECRET_PREFIX + r"|^000-\d\d-\d{4}$|^2001:db8:|^\d{4}-01-01$|^01/01/\d\d$"
     r"|^(?:" + "|".join(d.replace(".", r"\.") for d in DOC_NETS_V4) + r")"
     r"|^(?:" + "|".join(TEST_CARDS + EXAMPLE_IBANS) + r")$)"
 )
@@ -105,8 +107,7 @@ class Scrubber:
             for v in values.to_list():
                 span = rule.resolve(v)
                 name = v[span[0] : span[1]] if span else None
-                # A secret's surrogate is a capitalized, dashed run the name rule would otherwise take for a name.
-                if name is None or name in SURROGATE_NAMES or SECRET_PREFIX.rstrip("-") in name:
+                if name is None or name in SURROGATE_NAMES:
                     out.append(v)
                     hit.append(False)
                 else:
@@ -161,6 +162,14 @@ class Scrubber:
             return frame, empty
         repl = "${lead}" + OPEN + "${v}" + CLOSE if "(?P<lead>" in rule.pattern else OPEN + "${v}" + CLOSE
         wrapped = hit.with_columns(pl.col("text").str.replace_all(rule.pattern, repl))
+        # A candidate inside a finished replacement is part of a surrogate ("REDACTED-SECRET-..." holds the cue word
+        # "secret" and a capitalized dashed run): unwrap it, one candidate per fence per pass.
+        while True:
+            inside = wrapped["text"].str.contains(_FENCED_CANDIDATE)
+            if not inside.any():
+                break
+            wrapped = wrapped.with_columns(pl.when(inside).then(pl.col("text").str.replace_all(_FENCED_CANDIDATE, "${1}${2}"))
+                                           .otherwise(pl.col("text")))
         found = wrapped.select("group", pl.col("text").str.extract_all(OPEN + "[^" + CLOSE + "]*" + CLOSE).alias("c")).explode("c").drop_nulls("c")
         if found.is_empty():
             return frame, empty
