@@ -10,6 +10,7 @@ per-release forecasts, the comparisons, and the scorecard.
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from depsim_assets.staged_rollout import asset_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LLM_POOL = "llm"
-USER_ERRORS = ("ConfigError", "ValueError", "KeyError", "MissingTableError", "FileNotFoundError", "PrivacyGateError")
+USER_ERRORS = ("ConfigError", "ValueError", "KeyError", "MissingTableError", "FileNotFoundError", "PrivacyGateError", "BatchError")
 
 
 def console_config(debug: bool = False) -> dict[str, object]:
@@ -133,7 +134,7 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
             name = str(getattr(err, "cls_name", "") or "")
             message = " ".join(str(getattr(err, "message", err)).split())  # "Name: text", as Python prints it
             if name in USER_ERRORS:
-                message = message.removeprefix(f"{name}: ")
+                message = re.sub(rf"^(?:[\w.]+\.)?{name}: ", "", message)  # "pkg.module.BatchError: ..." too
             return f"{event.step_key}: {message}"
     return "the run failed (see the Dagster UI event log)"
 

@@ -11,6 +11,7 @@ from depsim_assets.core.answer import answer
 from depsim_assets.core.awareness import classifier_body, kind_gaps, kind_rates, parse_verdict, sample_contexts, with_verbalized
 from depsim_assets.core.config import DispatchConfig, ReleaseConfig, Study
 from depsim_assets.core.agentic.fidelity import leave_one_out, stored_snapshot
+from depsim_assets.core.agentic.scrubbing import gated_scrub
 from depsim_assets.core.agentic.tables import trajectories_of
 from depsim_assets.core.discriminator import discriminator_body, judged_real, pairs, parse_choice, tool_body, tool_pairs, win_rate
 from depsim_assets.core.dispatch import Call
@@ -79,7 +80,7 @@ def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | N
     "2-point gap needs, and the verbalized-awareness rate of the final turns (rules, offline).",
 )
 def eval_awareness(
-    context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource,
+    context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource, privacy_key: PrivacyKeyResource,
     completion_store: CompletionStoreResource, replay_prefixes: pl.LazyFrame, regenerated_completions: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
@@ -87,7 +88,9 @@ def eval_awareness(
     assert cfg is not None
     release = s.config.release(context.partition_key)
     completions = regenerated_completions.filter(pl.col("sample_index") == 0)
-    contexts = sample_contexts(replay_prefixes.select(PREFIX_COLUMNS).collect(), completions, cfg.per_kind, cfg.seed)
+    scrubber = study_scrubber(privacy_key.key(), s.config.privacy)
+    contexts = sample_contexts(replay_prefixes.select(PREFIX_COLUMNS).collect(), completions, cfg.per_kind, cfg.seed,
+                               scrub=lambda texts: scrubber.scrub(texts)[0])
     reasoning = completions.select("prefix_id", "reasoning") if "reasoning" in completions.columns else None
     contexts = with_verbalized(contexts, reasoning)
     classifier = classifier_release(release, cfg)
@@ -167,11 +170,13 @@ def realism_report(
     ins={"agentic_trajectories": dg.AssetIn()},
     description="Realism of the tool simulator: each stored (de-identified) trajectory is replayed leave-one-out "
     "through the simulator; for answered calls a discriminator sees the command and two outputs — the recorded one "
-    "and the simulator's, order fixed per pair — and says which the real tool printed. Win rate per answering layer "
+    "and the simulator's (de-identified and gated like the recording), order fixed per pair — and says which the real "
+    "tool printed. Win rate per answering layer "
     "(`recorded`, `snapshot`; 50% = indistinguishable) with exact intervals, and the most recognisable simulations.",
 )
 def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource,
-                 completion_store: CompletionStoreResource, agentic_trajectories: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+                 privacy_key: PrivacyKeyResource, completion_store: CompletionStoreResource,
+                 agentic_trajectories: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     s = study.load()
     cfg = s.config.realism
     assert cfg is not None
@@ -180,6 +185,11 @@ def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_
     frame = tool_pairs(calls, cfg.pairs, cfg.seed) if len(calls) else pl.DataFrame()
     if frame.is_empty():
         return dg.Output(frame, metadata={"note": "no answered tool call to compare"})
+    # The recordings were de-identified on ingestion; the simulator read the repository snapshot, which was not.
+    # Both sides get the same keyed surrogates, through the same gate, before a model or a table sees them.
+    key = privacy_key.key()
+    simulated, _ = gated_scrub(frame["simulated"].to_list(), ["tool_realism"] * len(frame), study_scrubber(key, s.config.privacy), key)
+    frame = frame.with_columns(simulated=pl.Series(simulated, dtype=pl.String))
     bodies = [tool_body(d.model, c, real, sim, first, d.max_tokens)
               for c, real, sim, first in frame.select("command", "real", "simulated", "simulated_first").iter_rows()]
     frame = discriminate(s, completion_store, model_endpoint, "realism.tools", frame, bodies, frame["trajectory"].to_list(), context.log.info)

@@ -158,3 +158,15 @@ def test_depsim_run_replays_the_xstest_rollout_and_records_incident_events(tmp_p
     after = wh.read("observed_production_rates", all_partitions=True)
     assert set(after["source"]) == {"rollout:5 batches"}
     assert after.select("release", "category", "n", "flagged").sort("release", "category").equals(before)
+
+
+def test_a_batch_file_depsim_cannot_read_is_one_line_naming_the_file(write_study, instance: dg.DagsterInstance) -> None:
+    cfg = write_study(STUDY)
+    folder = cfg.parent / "batches"
+    folder.mkdir()
+    pl.DataFrame({"category": ["unsafe_compliance"], "count": [3]}).write_csv(folder / "w1.csv")
+    instance.add_dynamic_partitions(windows_of(load_study(cfg).config).name, ["w1"])
+    result = _run(cfg, instance, "v1", "w1", STEPS)
+    line = failure_line(result)
+    assert not result.success and "\n" not in line
+    assert line.startswith("rollout_observations: ") and "w1.csv: a batch needs columns" in line and "BatchError" not in line
