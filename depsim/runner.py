@@ -25,6 +25,7 @@ from depsim_assets.core.config import Study, has_conversations, has_trajectories
 from depsim_assets.core.ingest import expand_paths
 from depsim_assets.core.privacy.rules import FILTER_VERSION
 from depsim_assets.definitions import build_resources, study_definitions
+from depsim_assets.sharding import RELEASE, SHARD, shard_keys
 from depsim_assets.staged_rollout import asset_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -226,8 +227,11 @@ def run_study(
         materialize(["agentic_forecasts"], name)
     if not chat:
         return summary
+    shards = shard_keys(cfg.dispatch.shards) if cfg.dispatch.shards > 1 else []
     for name in graded:
-        progress(f"{tag} completions and labels for '{name}'")
+        progress(f"{tag} completions and labels for '{name}'" + (f" ({len(shards)} shards)" if shards else ""))
+        for shard in shards:  # one run each, as a backfill over (release, shard) would launch them
+            materialize(["completion_shards", "label_shards"], dg.MultiPartitionKey({RELEASE: name, SHARD: shard}))
         materialize(PER_RELEASE_GRADING, name)
     progress(f"{tag} grader calibration (leave-one-release-out, every graded release)")
     materialize(["grader_calibration"])

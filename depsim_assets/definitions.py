@@ -18,12 +18,14 @@ from depsim_assets import (
     post_release,
     realism,
     rollouts,
+    sharding,
     simulation,
     staged_rollout,
     traffic,
     trajectories,
 )
 from depsim_assets.core.config import Study, has_conversations, has_trajectories, load_study
+from depsim_assets.executors import deployment_executor
 from depsim_assets.partitions import bind_to_study
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
@@ -56,13 +58,17 @@ def build_resources(config_path: str = "") -> dict[str, object]:
 
 
 def study_assets(study: Study) -> list[dg.AssetsDefinition]:
-    chosen = (ASSETS if has_conversations(study.config) else []) + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
+    sharded = has_conversations(study.config) and study.config.dispatch.shards > 1
+    # With shards, dispatch and grading run per (release, shard) and these two gather their shards.
+    unsharded = {simulation.regenerated_completions, grading.graded_labels} if sharded else set()
+    chosen = ([a for a in ASSETS if a not in unsharded] if has_conversations(study.config) else []) \
+        + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
     if has_conversations(study.config):
         chosen += [realism.eval_awareness] * bool(study.config.awareness) + [realism.realism_report] * bool(study.config.realism)
     if has_trajectories(study.config) and study.config.realism:
         chosen += [realism.tool_realism]
     rollout = staged_rollout.rollout_assets(study) if study.config.staged_rollout else []
-    return bind_to_study(chosen, study.config) + rollout
+    return bind_to_study(chosen, study.config) + (sharding.shard_assets(study) if sharded else []) + rollout
 
 
 def study_checks(study: Study) -> list[dg.AssetChecksDefinition]:
@@ -86,7 +92,8 @@ def study_definitions(study: Study) -> tuple[list[dg.AssetsDefinition], list[dg.
 def build_definitions(config: str | os.PathLike[str] | None = None) -> dg.Definitions:
     study = load_study(config)  # ConfigError: the location fails to load with every problem listed
     assets, checks, sensors = study_definitions(study)
-    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=build_resources(str(study.path)))
+    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=build_resources(str(study.path)),
+                          executor=deployment_executor())
 
 
 @dg.definitions

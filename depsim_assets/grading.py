@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from depsim_assets.core.config import Study
 from depsim_assets.core.graders.calibration import CALIBRATION_INPUT, calibrate
 from depsim_assets.core.graders.grade import ITEM_COMPLETION_COLUMNS, ITEM_PREFIX_COLUMNS, grade_release, label_summary
 from depsim_assets.core.graders.base import LABEL_SCHEMA
@@ -37,21 +38,27 @@ def graded_labels(
     regenerated_completions: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
+    labels = grade(s, context.partition_key, replay_prefixes, regenerated_completions, model_endpoint, completion_store, context.log)
+    return dg.Output(labels, metadata=label_metadata(labels))
+
+
+def grade(s: Study, release: str, prefixes: pl.LazyFrame, completions: pl.LazyFrame, model_endpoint: ModelEndpointResource,
+          completion_store: CompletionStoreResource, log: dg.DagsterLogManager) -> pl.DataFrame:
+    """Labels of these completions (a release's, or one shard's), batch by batch: a batch's completions
+    with only their own prefixes in memory."""
     parts = []
-    # Graded batch by batch: a batch's completions with only their own prefixes in memory.
     with completion_store.open(s.warehouse_dir) as store:
-        for batch in row_batches(regenerated_completions.select(ITEM_COMPLETION_COLUMNS)):
-            prefixes = replay_prefixes.select(ITEM_PREFIX_COLUMNS).filter(pl.col("prefix_id").is_in(batch["prefix_id"].implode())).collect()
-            parts.append(grade_release(s, context.partition_key, prefixes, batch, store, model_endpoint, context.log.info))
-    labels = pl.concat(parts) if parts else pl.DataFrame(schema={**LABEL_SCHEMA, "eligible": pl.Boolean})
-    summary = label_summary(labels)
+        for batch in row_batches(completions.select(ITEM_COMPLETION_COLUMNS)):
+            chosen = prefixes.select(ITEM_PREFIX_COLUMNS).filter(pl.col("prefix_id").is_in(batch["prefix_id"].implode())).collect()
+            parts.append(grade_release(s, release, chosen, batch, store, model_endpoint, log.info))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={**LABEL_SCHEMA, "eligible": pl.Boolean})
+
+
+def label_metadata(labels: pl.DataFrame) -> dict[str, object]:
     failures = labels.filter(pl.col("status") != "ok").group_by("grader_id", "failure_reason").len()
-    return dg.Output(
-        labels,
-        metadata={"labels": len(labels), "per_category": md_table(summary, 100), "failed_labels": int((labels["status"] != "ok").sum()),
-                  "failures": md_table(failures), "grader_versions": dg.MetadataValue.json(
-                      dict(labels.select("grader_id", "grader_version").unique().iter_rows()))},
-    )
+    return {"labels": len(labels), "per_category": md_table(label_summary(labels), 100),
+            "failed_labels": int((labels["status"] != "ok").sum()), "failures": md_table(failures),
+            "grader_versions": dg.MetadataValue.json(dict(labels.select("grader_id", "grader_version").unique().iter_rows()))}
 
 
 @dg.asset(

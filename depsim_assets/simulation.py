@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from depsim_assets.core.answer import answer
+from depsim_assets.core.config import Study
 from depsim_assets.core.consent import UNIT_ID
 from depsim_assets.core.prefixes import PREFIX_SCHEMA, prefix_batches, sample_prefixes, snapshot_of
 from depsim_assets.core.recorded import recorded_completions
@@ -87,34 +88,38 @@ def regenerated_completions(
     replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
-    release = s.config.release(context.partition_key)
+    frame = complete(s, context.partition_key, replay_prefixes, model_endpoint, completion_store, context.log)
+    return dg.Output(frame, metadata=completion_metadata(frame, s.config.release(context.partition_key).backend))
+
+
+def complete(s: Study, release_name: str, prefixes: pl.LazyFrame, model_endpoint: ModelEndpointResource,
+             completion_store: CompletionStoreResource, log: dg.DagsterLogManager) -> pl.DataFrame:
+    """The release's completions of these prefixes (all of them, or one shard's), through the completion store."""
+    release = s.config.release(release_name)
     cfg = s.config.dispatch
     if release.backend == "recorded":
         assert release.recorded is not None
-        prefixes = replay_prefixes.select("prefix_id", "conversation_id", "snapshot_id", "reference_responses").collect()
-        frame = recorded_frame(prefixes, recorded_completions(prefixes, release.recorded, s.root), release.model)
-        sent: set[str] = set()
-    else:
-        plan = plan_calls(replay_prefixes.collect(), release, cfg.samples_per_prefix)
-        context.log.info(f"{len(plan.calls)} calls planned")
-        with completion_store.open(s.warehouse_dir) as store:
-            answered = answer(plan.calls, store, model_endpoint, release, cfg, context.log.info, release.budget_usd,
-                              store.spent(release.name))
-        sent = answered.sent
-        frame = assemble(plan, answered.stored, release.model, sent)
+        chosen = prefixes.select("prefix_id", "conversation_id", "snapshot_id", "reference_responses").collect()
+        return recorded_frame(chosen, recorded_completions(chosen, release.recorded, s.root), release.model)
+    plan = plan_calls(prefixes.collect(), release, cfg.samples_per_prefix)
+    log.info(f"{len(plan.calls)} calls planned")
+    with completion_store.open(s.warehouse_dir) as store:
+        answered = answer(plan.calls, store, model_endpoint, release, cfg, log.info, release.budget_usd, store.spent(release.name))
+    return assemble(plan, answered.stored, release.model, answered.sent)
+
+
+def completion_metadata(frame: pl.DataFrame, backend: str) -> dict[str, object]:
     failed = frame.filter(pl.col("status") != "ok").group_by("failure_reason").len().sort("failure_reason")
-    return dg.Output(
-        frame,
-        metadata={
-            "completed": int((frame["status"] == "ok").sum()),
-            "failed": int((frame["status"] != "ok").sum()),
-            "failed_by_reason": md_table(failed),
-            "cache_hits": int((frame["served_from_store"] & (frame["status"] == "ok")).sum()) if release.backend == "openai" else 0,
-            "calls_sent": len(sent),
-            "prompt_tokens": int(frame["prompt_tokens"].fill_null(0).sum()),
-            "completion_tokens": int(frame["completion_tokens"].fill_null(0).sum()),
-            "cost_usd": float(frame["cost_usd"].fill_null(0).sum()),
-            "snapshot_id": frame["snapshot_id"].drop_nulls().first() or "",
-            **_latency_quantiles(frame),
-        },
-    )
+    ok = frame["status"] == "ok"
+    return {
+        "completed": int(ok.sum()),
+        "failed": int((~ok).sum()),
+        "failed_by_reason": md_table(failed),
+        "cache_hits": int((frame["served_from_store"] & ok).sum()) if backend == "openai" else 0,
+        "calls_sent": int((~frame["served_from_store"]).sum()) if backend == "openai" else 0,
+        "prompt_tokens": int(frame["prompt_tokens"].fill_null(0).sum()),
+        "completion_tokens": int(frame["completion_tokens"].fill_null(0).sum()),
+        "cost_usd": float(frame["cost_usd"].fill_null(0).sum()),
+        "snapshot_id": frame["snapshot_id"].drop_nulls().first() or "",
+        **_latency_quantiles(frame),
+    }

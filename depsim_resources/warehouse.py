@@ -15,7 +15,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from depsim_assets.core.storage import PARTITION_COLUMN, MissingTableError, Spooled, Warehouse
+from depsim_assets.core.storage import PARTITION_COLUMN, MissingTableError, Partition, Spooled, Warehouse
 from depsim_resources.study import StudyResource
 
 
@@ -24,6 +24,9 @@ def table_name(asset_key: dg.AssetKey) -> str:
     return asset_key.path[-1]
 
 
+def _partitions(keys: object) -> list[Partition]:
+    # A multi-partition key (release × shard, release × window) is stored in nested hive folders.
+    return [dict(k.keys_by_dimension) if isinstance(k, dg.MultiPartitionKey) else k for k in keys]  # type: ignore[attr-defined]
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -47,7 +50,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if not isinstance(obj, pl.DataFrame | Spooled):
             raise TypeError(f"{context.asset_key.to_user_string()}: the warehouse stores polars DataFrames, got {type(obj).__name__}")
         wh, table = self._warehouse(context), table_name(context.asset_key)
-        keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        keys = _partitions(context.asset_partition_keys) if context.has_asset_partitions else []
         if isinstance(obj, Spooled):
             # Larger than memory should hold: written batch by batch by the asset, stored by a rename.
             wh.adopt(table, obj, keys[0] if keys else None)
@@ -74,7 +77,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             frame = wh.scan(table)
             return frame if lazy_wanted else frame.collect()
-        keys = list(context.asset_partition_keys)
+        keys = _partitions(context.asset_partition_keys)
         missing = [k for k in keys if not wh.exists(table, k)]
         if missing and (lazy_wanted or len(keys) > 1):
             # Cross-release readers work on what exists (a study's first release has no incumbent yet).

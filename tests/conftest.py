@@ -79,7 +79,7 @@ def lineage(config: Path) -> list:
 
 
 def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, name: str | None = None,
-               rollout: bool = False) -> Path:
+               rollout: bool = False, shards: int = 1) -> Path:
     """A shipped study config copied into tmp_path: its own warehouse there, data paths made absolute. The
     staged rollout (replayed batches, 25 more runs on XSTest) is kept only when asked for."""
     import yaml
@@ -104,6 +104,8 @@ def copy_study(shipped: str, tmp_path: Path, releases: list[str] | None = None, 
     for repo in raw.get("agentic", {}).get("repositories", []):
         if repo.get("snapshot"):
             repo["snapshot"] = absolute(repo["snapshot"])
+    if shards > 1:
+        raw.setdefault("dispatch", {})["shards"] = shards
     if rollout and raw.get("staged_rollout"):
         raw["staged_rollout"]["batches"]["path"] = str(tmp_path / (name or raw["study"]) / "batches")
     else:

@@ -178,6 +178,8 @@ class DispatchConfig(Strict):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     samples_per_prefix: int = Field(1, ge=1)
+    shards: int = Field(1, ge=1, le=256, description="split each release's prefixes into this many partitions (release × "
+                        "shard) so dispatch and grading run as separate runs on many workers; 1 keeps one partition per release")
     progress_every_s: float = Field(5.0, gt=0)
     prices: dict[str, Price] = Field({}, description="per model, USD per million tokens")
 

@@ -70,6 +70,13 @@ def sha256_hex(values: pl.Series) -> pl.Series:
     return pl.Series(values.name, [hashlib.sha256(v.encode()).hexdigest() for v in values.fill_null("").to_list()], dtype=pl.String)
 
 
+def shard_of(prefix_ids: pl.Series, shards: int) -> pl.Series:
+    """The shard (0 .. shards-1) of each prefix, from a SHA-256 of its id: the same prefix lands in the same
+    shard for every release of the study (a release and its incumbent are split alike) and in every run."""
+    digits = sha256_hex(prefix_ids).str.slice(0, 15).str.to_integer(base=16)
+    return (digits % shards).cast(pl.Int64).alias("shard")
+
+
 def _strata_key(frame: pl.DataFrame, strata: list[str]) -> pl.Expr:
     cols = {"turn_count": pl.col("n_turns").clip(upper_bound=10).cast(pl.String), "language": pl.col("language").fill_null("unknown")}
     return pl.concat_str([cols.get(s, pl.col(s).cast(pl.String)) for s in strata], separator="|") if strata else pl.lit("all")

@@ -53,6 +53,8 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
 def inspect(path: Path) -> SourceFile:
     if path.is_dir():
         raise SourcePathError(f"source path {path} is a directory: list its files or use a glob such as {path}/*.jsonl")
+    if not path.exists():
+        raise SourcePathError(f"source path {path} does not exist")
     if not os.access(path, os.R_OK):
         raise SourcePathError(f"source path {path} is not readable (permissions)")
     with open(path, "rb") as fh:

@@ -2,6 +2,7 @@
 
     <root>/<table>/part.parquet                       unpartitioned asset
     <root>/<table>/release=<r>/part.parquet           one release partition
+    <root>/<table>/release=<r>/shard=<s>/part.parquet one partition of several dimensions (release first)
 
 Every file is written under a temporary name beside its final one and renamed into place, so a
 reader never sees half a file and writers of different partitions never contend: the multiprocess
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,9 @@ PARTITION_COLUMN = "release"
 FILE_NAME = "part.parquet"
 LEGACY_FILE = "warehouse.duckdb"
 
+
+# A partition: a release name, or {dimension: key} with the release among them (release × shard).
+Partition = str | Mapping[str, str]
 
 ROW_GROUP_ROWS = 50_000  # small enough that a reader of one row group stays in bounded memory
 
@@ -73,6 +77,20 @@ def aligned(batches: Iterable[pl.DataFrame], key: str | pl.Expr) -> Iterator[pl.
         yield held
 
 
+def release_of(partition: Partition) -> str:
+    return partition if isinstance(partition, str) else partition[PARTITION_COLUMN]
+
+
+def _hive_dirs(partition: Partition) -> str:
+    """Nested `dim=key` folders, release first, so DuckDB's and polars' hive readers see every dimension."""
+    if isinstance(partition, str):
+        return f"{PARTITION_COLUMN}={partition}"
+    if PARTITION_COLUMN not in partition:
+        raise ValueError(f"a partition of several dimensions needs a '{PARTITION_COLUMN}' one, got {dict(partition)}")
+    rest = sorted(k for k in partition if k != PARTITION_COLUMN)
+    return "/".join(f"{k}={partition[k]}" for k in [PARTITION_COLUMN, *rest])
+
+
 def _is_local(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
@@ -88,16 +106,16 @@ class Warehouse:
             raise ValueError(f"not a table name: {table!r}")
         return self.root / table
 
-    def path(self, table: str, partition: str | None = None) -> UPath:
+    def path(self, table: str, partition: Partition | None = None) -> UPath:
         base = self.table_dir(table)
-        return base / FILE_NAME if partition is None else base / f"{PARTITION_COLUMN}={partition}" / FILE_NAME
+        return base / FILE_NAME if partition is None else base / _hive_dirs(partition) / FILE_NAME
 
     def legacy_file(self) -> UPath | None:
         """The single-file DuckDB warehouse of depsim < 0.2, if one is still here."""
         old = self.root / LEGACY_FILE
         return old if old.exists() else None
 
-    def write(self, table: str, frame: pl.DataFrame, partition: str | None = None) -> UPath:
+    def write(self, table: str, frame: pl.DataFrame, partition: Partition | None = None) -> UPath:
         target = self.path(table, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         if not _is_local(target):
@@ -145,7 +163,7 @@ class Warehouse:
             raise
         return Spooled(path, rows)
 
-    def adopt(self, table: str, spooled: Spooled, partition: str | None = None) -> UPath:
+    def adopt(self, table: str, spooled: Spooled, partition: Partition | None = None) -> UPath:
         """Move a spooled file into place (atomic on the warehouse's own filesystem)."""
         target = self.path(table, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +175,7 @@ class Warehouse:
             spooled.path.unlink()
         return target
 
-    def row_groups(self, table: str, partition: str | None = None) -> Iterator[pl.DataFrame]:
+    def row_groups(self, table: str, partition: Partition | None = None) -> Iterator[pl.DataFrame]:
         """The stored table one row group at a time (bounded memory for any table size)."""
         path = self.path(table, partition)
         if not path.exists():
@@ -179,22 +197,35 @@ class Warehouse:
         if not base.exists():
             return []
         prefix = f"{PARTITION_COLUMN}="
-        return sorted(p.name[len(prefix):] for p in base.iterdir() if p.name.startswith(prefix) and (p / FILE_NAME).exists())
+        # A release counts once any file of it is stored (for release × shard, any shard).
+        return sorted(p.name[len(prefix):] for p in base.iterdir()
+                      if p.name.startswith(prefix) and ((p / FILE_NAME).exists() or any(p.glob(f"*/{FILE_NAME}"))))
 
-    def stored_shape(self, table: str, partition: str | None = None) -> tuple[int, list[tuple[str, str]]]:
+    def stored_partitions(self, table: str) -> list[Partition]:
+        """Every stored partition file of a table: release names, or {dimension: key} for nested ones."""
+        out: list[Partition] = []
+        for release in self.partitions(table):
+            folder = self.table_dir(table) / f"{PARTITION_COLUMN}={release}"
+            if (folder / FILE_NAME).exists():
+                out.append(release)
+            out += [{PARTITION_COLUMN: release, **dict([f.parent.name.split("=", 1)])}
+                    for f in sorted(folder.glob(f"*=*/{FILE_NAME}"), key=lambda f: f.parent.name)]
+        return out
+
+    def stored_shape(self, table: str, partition: Partition | None = None) -> tuple[int, list[tuple[str, str]]]:
         """Rows and (column, type) of a stored file, from its Parquet footer (polars' type names)."""
         with self.path(table, partition).open("rb") as fh:
             rows = pq.ParquetFile(fh).metadata.num_rows
         return rows, [(name, str(dtype)) for name, dtype in self.scan(table, [partition] if partition else None)
                       .drop(PARTITION_COLUMN if partition else [], strict=False).collect_schema().items()]
 
-    def exists(self, table: str, partition: str | None = None) -> bool:
+    def exists(self, table: str, partition: Partition | None = None) -> bool:
         return self.path(table, partition).exists()
 
     def _scan_file(self, path: UPath) -> pl.LazyFrame:
         return pl.scan_parquet(str(path) if _is_local(path) else path.as_uri(), storage_options=dict(path.storage_options) or None)
 
-    def scan(self, table: str, partitions: Sequence[str] | None = None, *, all_partitions: bool = False) -> pl.LazyFrame:
+    def scan(self, table: str, partitions: Sequence[Partition] | None = None, *, all_partitions: bool = False) -> pl.LazyFrame:
         """One lazy frame over the stored files.
 
         - `partitions=None, all_partitions=False`: the unpartitioned table;
@@ -206,7 +237,7 @@ class Warehouse:
             if not path.exists():
                 raise MissingTableError(f"warehouse has no table '{table}' at {path}: materialize that asset first")
             return self._scan_file(path)
-        wanted = self.partitions(table) if all_partitions else [p for p in partitions or [] if self.exists(table, p)]
+        wanted = self.stored_partitions(table) if all_partitions else [p for p in partitions or [] if self.exists(table, p)]
         if not wanted:
             raise MissingTableError(f"warehouse has no stored partition of '{table}'"
                                     + (f" among {list(partitions)}" if partitions else "") + ": materialize them first")
@@ -215,11 +246,12 @@ class Warehouse:
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
     @staticmethod
-    def _with_release(frame: pl.LazyFrame, partition: str) -> pl.LazyFrame:
+    def _with_release(frame: pl.LazyFrame, partition: Partition) -> pl.LazyFrame:
         names = frame.collect_schema().names()
-        return frame if PARTITION_COLUMN in names else frame.with_columns(pl.lit(partition, dtype=pl.String).alias(PARTITION_COLUMN))
+        release = release_of(partition)
+        return frame if PARTITION_COLUMN in names else frame.with_columns(pl.lit(release, dtype=pl.String).alias(PARTITION_COLUMN))
 
-    def read(self, table: str, partitions: Sequence[str] | None = None, *, all_partitions: bool = False) -> pl.DataFrame:
+    def read(self, table: str, partitions: Sequence[Partition] | None = None, *, all_partitions: bool = False) -> pl.DataFrame:
         return self.scan(table, partitions, all_partitions=all_partitions).collect()
 
     def read_or_empty(self, table: str, *, all_partitions: bool = False) -> pl.DataFrame:
@@ -240,7 +272,7 @@ class Warehouse:
         out = []
         for table in self.tables():
             if self.partitions(table):
-                glob = str(self.table_dir(table) / f"{PARTITION_COLUMN}=*" / FILE_NAME)
+                glob = str(self.table_dir(table) / f"{PARTITION_COLUMN}=*" / "**" / FILE_NAME)
                 src = f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true)"
             else:
                 src = f"read_parquet('{self.path(table)}')"

@@ -131,6 +131,8 @@ class RecordedGrader:
 
     def grade(self, items: pl.DataFrame, categories: list[Category], release: str) -> pl.DataFrame:
         path = self._path(release)
+        if "{release}" in str(self.cfg.path) and not path.exists():
+            return LABEL_SCHEMA.to_frame()  # a per-release file not (yet) published for this release: a new candidate
         version = self.version(categories, release)
         src = RecordedSource(path=str(path), id_column=self.cfg.id_column, id_type=self.cfg.id_type, completion_column=self.cfg.value_column,
                              id_prefix=self.cfg.id_prefix)
