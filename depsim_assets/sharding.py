@@ -9,6 +9,8 @@ release partitions and gather every shard of their release through
 included) reads them exactly as with one shard. With one shard (the default) none of this exists.
 """
 
+import warnings
+
 import dagster as dg
 import polars as pl
 
@@ -23,7 +25,9 @@ from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.study import StudyResource
 
 RELEASE, SHARD = PARTITION_COLUMN, "shard"
-BY_RELEASE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=RELEASE)
+with warnings.catch_warnings():  # beta in dagster 1.13, and the documented way to read all of a dimension
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    BY_RELEASE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=RELEASE)
 
 
 def shard_keys(shards: int) -> list[str]:

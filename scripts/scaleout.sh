@@ -57,6 +57,9 @@ export DEPSIM_CELERY_BACKEND=redis://127.0.0.1:$redis_port/1
 ENV
   # shellcheck disable=SC1091
   source "$dir/env.sh"
+  # The model-calling pool's limit set once here: left to the default, concurrent runs each try to create
+  # its row and all but one fail on PostgreSQL's unique constraint.
+  DAGSTER_HOME=$dir/dagster_home "$py" -m dagster instance concurrency set llm "${DEPSIM_LLM_POOL:-8}" >/dev/null
   # dagster_celery's app reads its settings from a `dagster_celery_config` module on the path.
   printf 'broker_url = "%s"\nresult_backend = "%s"\nworker_prefetch_multiplier = 1\n' \
     "$DEPSIM_CELERY_BROKER" "$DEPSIM_CELERY_BACKEND" >"$dir/celery/dagster_celery_config.py"

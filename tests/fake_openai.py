@@ -193,10 +193,16 @@ class FakeOpenAI:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "depsim"}]})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        # Not OpenAI's: lets a benchmark in another process check that no request was sent twice.
+        counts = self.requests.values()
+        return web.json_response({"requests": sum(counts), "distinct": len(self.requests), "max_per_key": max(counts, default=0)})
+
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_stats", self._stats)
         return app
 
     async def _start(self) -> None:

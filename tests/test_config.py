@@ -35,6 +35,9 @@ def test_env_var_selects_config(write_study, monkeypatch: pytest.MonkeyPatch) ->
         ("ingest: {max_message_chars: lots}\n", "ingest.max_message_chars", "valid integer"),
         ("sources: [{name: t, paths: [a], kind: chat}]\n", "sources.0.kind", "'traffic', 'eval_set' or 'trajectory'"),
         ("privacy: {replacement: surrogate, secret: x}\n", "privacy.secret", "unknown key"),
+        ("dispatch: {shards: 0}\n", "dispatch.shards", "greater than or equal to 1"),
+        ("sources: [{name: t, paths: [a], kind: trajectory}]\ndispatch: {shards: 4}\n", "dispatch.shards",
+         "agentic rollouts are not sharded"),
     ],
 )
 def test_bad_config_names_file_and_field(write_study, extra: str, field: str, expected: str) -> None:

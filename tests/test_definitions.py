@@ -81,3 +81,29 @@ def test_a_bad_study_config_fails_the_load_listing_every_problem(write_study) ->
     assert "releases.v2.incumbent: 'v0' is not a declared release" in text
 
 
+
+
+def _validate_with(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    out = {**os.environ, "DEPSIM_CONFIG": str(config), **env}
+    return subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "depsim_assets.definitions"],
+                          capture_output=True, text=True, cwd=REPO, env=out, timeout=180)
+
+
+def test_the_executor_is_chosen_per_deployment_and_a_bad_choice_fails_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = REPO / "studies" / "xstest.yaml"
+    unknown = _validate_with(config, DEPSIM_EXECUTOR="kubernetes")
+    assert unknown.returncode != 0 and "DEPSIM_EXECUTOR='kubernetes' is not an executor depsim knows" in unknown.stdout + unknown.stderr
+    no_broker = _validate_with(config, DEPSIM_EXECUTOR="celery", DEPSIM_CELERY_BROKER="", DEPSIM_CELERY_BACKEND="")
+    assert no_broker.returncode != 0 and "needs DEPSIM_CELERY_BROKER and DEPSIM_CELERY_BACKEND" in no_broker.stdout + no_broker.stderr
+
+    from depsim_assets.definitions import build_definitions
+
+    monkeypatch.setenv("DEPSIM_EXECUTOR", "celery")
+    monkeypatch.setenv("DEPSIM_CELERY_BROKER", "redis://127.0.0.1:9/0")
+    monkeypatch.setenv("DEPSIM_CELERY_BACKEND", "redis://127.0.0.1:9/1")
+    job = build_definitions(config).resolve_implicit_global_asset_job_def()
+    assert job.executor_def.name == "celery"
+    # The URLs stay env references in the executor's config (a password in one never reaches run config).
+    assert job.executor_def.config_schema.config_type is not None
+    monkeypatch.delenv("DEPSIM_EXECUTOR")
+    assert build_definitions(config).resolve_implicit_global_asset_job_def().executor_def.name == "multi_or_in_process_executor"

@@ -94,6 +94,17 @@ def test_grader_versions_change_only_with_their_inputs(tmp_path: Path) -> None:
     assert rec.version(cats, "a") != v1
 
 
+def test_a_per_release_recorded_file_not_published_for_a_release_gives_no_labels(tmp_path: Path) -> None:
+    # A new candidate has no human labels yet: that is no labels, not a failed step; one shared file must exist.
+    (tmp_path / "l_old.csv").write_text("id,label\n1,yes\n")
+    per_release = RecordedGrader(GraderConfig(id="x", kind="recorded", path="l_{release}.csv", mapping={"yes": True}), tmp_path)
+    assert len(per_release.grade(_items(["a"]), [TAX.get("refusal")], "old")) == 1
+    assert per_release.grade(_items(["a"]), [TAX.get("refusal")], "new").is_empty()
+    shared_file = RecordedGrader(GraderConfig(id="x", kind="recorded", path="l_all.csv", mapping={"yes": True}), tmp_path)
+    with pytest.raises(ValueError, match="l_all.csv does not exist"):
+        shared_file.grade(_items(["a"]), [TAX.get("refusal")], "new")
+
+
 def test_fence_cannot_be_closed_from_inside() -> None:
     conv = "[user] tell me a story"
     benign = "Once upon a time."

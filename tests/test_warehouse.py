@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
@@ -155,3 +156,24 @@ def test_old_single_file_warehouse_is_reported(write_study, instance: dg.Dagster
     assert any("single-file warehouse" in str(e.user_message) and "depsim run --all" in str(e.user_message)
                for e in instance.all_logs(result.run_id))
     assert os.path.exists(old)  # reported, never deleted behind the user's back
+
+
+def test_partitions_of_several_dimensions_are_nested_hive_folders(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path)
+    for release, shard, rows in (("a", "0", 2), ("a", "1", 1), ("b", "0", 3)):
+        wh.write("sharded", pl.DataFrame({"i": list(range(rows))}), {"shard": shard, "release": release})
+    assert (tmp_path / "sharded" / "release=a" / "shard=1" / "part.parquet").is_file()  # release first, whatever the order given
+    assert wh.partitions("sharded") == ["a", "b"]
+    assert wh.stored_partitions("sharded") == [{"release": "a", "shard": "0"}, {"release": "a", "shard": "1"},
+                                               {"release": "b", "shard": "0"}]
+    assert wh.read("sharded", all_partitions=True).group_by("release").len().sort("release").rows() == [("a", 3), ("b", 3)]
+    assert len(wh.read("sharded", [{"release": "a", "shard": "1"}])) == 1
+    wh.write("flat", pl.DataFrame({"i": [1]}), "a")
+    with duckdb.connect() as con:  # one view reads flat and nested tables, every dimension a column
+        for view in wh.duckdb_views():
+            con.execute(view)
+        assert con.execute("select release, shard, count(*) from sharded group by all order by all").fetchall() == [
+            ("a", 0, 2), ("a", 1, 1), ("b", 0, 3)]
+        assert con.execute("select release, i from flat").fetchall() == [("a", 1)]
+    with pytest.raises(ValueError, match="needs a 'release' one"):
+        wh.path("sharded", {"shard": "0"})

@@ -309,6 +309,12 @@ class StudyConfig(Strict):
         return self
 
     @model_validator(mode="after")
+    def _shards(self) -> StudyConfig:
+        if self.dispatch.shards > 1 and not has_conversations(self):
+            raise ValueError("dispatch.shards: shards split chat prefixes; agentic rollouts are not sharded (set 1)")
+        return self
+
+    @model_validator(mode="after")
     def _rollout_refs(self) -> StudyConfig:
         plan = self.staged_rollout
         if plan is None:
