@@ -94,10 +94,20 @@ def scorecard_plot(rows: pl.DataFrame) -> dg.MetadataValue:
     ax.plot(grid, grid / 1.5, "k--", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="observed rate per 100k messages", ylabel="forecast rate per 100k messages",
            xlim=(lo, hi), ylim=(lo, hi))
-    # Every point says which forecast it is, so a miss can be traced to its release and category.
-    for x, y, release, category in zip(obs, fc, rows["release"], rows["category"], strict=True):
-        ax.annotate(f"{release}/{category}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
-    ax.legend(fontsize=8)
+    # Every point says which forecast it is, so a miss can be traced to its release and category; labels
+    # that would overlap are stacked below each other, with a leader line to their point.
+    fig.canvas.draw()
+    placed: list[tuple[float, float]] = []
+    step, width = 10.0, 150.0  # one label's height and a typical width, in display pixels (fontsize 7 at 90 dpi)
+    for x, y, release, category in sorted(zip(obs, fc, rows["release"], rows["category"], strict=True), key=lambda p: -p[1]):
+        px, py = ax.transData.transform((x, y))
+        ly = py
+        while any(abs(px - qx) < width and abs(ly - qy) < step for qx, qy in placed):
+            ly -= step
+        placed.append((px, ly))
+        ax.annotate(f"{release}/{category}", (x, y), xytext=(6, 3 + (ly - py) * 72 / fig.dpi), textcoords="offset points", fontsize=7,
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.6} if ly != py else None)
+    ax.legend(fontsize=8, loc="upper left")
     return _png(fig, "forecast vs observed")
 
 

@@ -131,8 +131,9 @@ def forecast_scorecard(
     return dg.Output(
         rows,
         metadata={
-            "scorecard": table_md(table.drop("note", strict=False),
-                                  first=("method", "directional_accuracy", "false_alarm_rate", "changed_categories", "interval_coverage")),
+            # A method with nothing to score keeps its row and says why (the note), rather than a blank row.
+            "scorecard": table_md(table,
+                                  first=("method", "directional_accuracy", "false_alarm_rate", "changed_categories", "interval_coverage", "note")),
             "direction_confusion": table_md(confusion, first=("method", "predicted", "observed")),
             "scored_rows": table_md(rows, first=("release", "category", "method", "predicted_direction", "forecast_rate", "observed_rate")),
             "taxonomy_coverage": coverage if coverage is not None else "n/a",

@@ -72,7 +72,7 @@ def shard_assets(study: Study) -> list[dg.AssetsDefinition]:
                           completion_store: CompletionStoreResource, replay_prefixes: pl.LazyFrame) -> dg.Output[pl.DataFrame]:
         s = study.load()
         release, shard = _key(context)
-        frame = complete(s, release, in_shard(replay_prefixes, shard, shards), model_endpoint, completion_store, context.log)
+        frame = complete(s, release, in_shard(replay_prefixes, shard, shards), model_endpoint, completion_store, context.log, shards)
         return dg.Output(frame, metadata=completion_metadata(frame, s.config.release(release).backend))
 
     @dg.asset(group_name="grading", partitions_def=partitions, pool="llm", kinds={"polars", "parquet"},

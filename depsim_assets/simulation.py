@@ -93,8 +93,12 @@ def regenerated_completions(
 
 
 def complete(s: Study, release_name: str, prefixes: pl.LazyFrame, model_endpoint: ModelEndpointResource,
-             completion_store: CompletionStoreResource, log: dg.DagsterLogManager) -> pl.DataFrame:
-    """The release's completions of these prefixes (all of them, or one shard's), through the completion store."""
+             completion_store: CompletionStoreResource, log: dg.DagsterLogManager, shards: int = 1) -> pl.DataFrame:
+    """The release's completions of these prefixes (all of them, or one of `shards` shards), through the completion store.
+
+    A shard enforces an equal share of the release's budget against its own prefixes' spend: shards run at
+    the same time, so each one checking the whole budget against what was spent when it started could
+    spend it `shards` times over."""
     release = s.config.release(release_name)
     cfg = s.config.dispatch
     if release.backend == "recorded":
@@ -104,7 +108,11 @@ def complete(s: Study, release_name: str, prefixes: pl.LazyFrame, model_endpoint
     plan = plan_calls(prefixes.collect(), release, cfg.samples_per_prefix)
     log.info(f"{len(plan.calls)} calls planned")
     with completion_store.open(s.warehouse_dir) as store:
-        answered = answer(plan.calls, store, model_endpoint, release, cfg, log.info, release.budget_usd, store.spent(release.name))
+        budget, spent = release.budget_usd, store.spent(release.name)
+        if shards > 1:
+            budget = None if budget is None else budget / shards
+            spent = store.spent(release.name, {c.prefix_id for c in plan.calls})
+        answered = answer(plan.calls, store, model_endpoint, release, cfg, log.info, budget, spent)
     return assemble(plan, answered.stored, release.model, answered.sent)
 
 

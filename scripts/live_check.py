@@ -17,6 +17,7 @@ badly; this shows that requests are well-formed, bounded and parsed, not that gr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +70,24 @@ def start_server(python: str, model: str, port: int, log: Path, n_ctx: int = 409
             time.sleep(1)
     os.killpg(proc.pid, signal.SIGKILL)
     raise SystemExit(f"llama-cpp server did not start; see {log}")
+
+
+@contextlib.contextmanager
+def live_server(server_python: str, model: str | None, prefix: str, n_ctx: int = 4096) -> Iterator[tuple[Path, str]]:
+    """A work directory (with its own DAGSTER_HOME) and the llama.cpp server's base URL, stopped on exit."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DEPSIM_PRIVACY_KEY", "live-check-key")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
+    (work / "dagster_home").mkdir()
+    port = _port()
+    server = start_server(server_python, model or model_path(server_python), port, work / "server.log", n_ctx=n_ctx)
+    try:
+        yield work, f"http://127.0.0.1:{port}/v1"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        print(f"work directory: {work}")
 
 
 def model_path(python: str) -> str:
@@ -119,14 +139,7 @@ def main() -> None:
     ap.add_argument("--prefixes", type=int, default=40)
     ap.add_argument("--mode-prefixes", type=int, default=10, help="prefixes graded again under each forced output mode")
     args = ap.parse_args()
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DEPSIM_PRIVACY_KEY", "live-check-key")
-    work = Path(tempfile.mkdtemp(prefix="depsim-live-"))
-    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
-    port = _port()
-    server = start_server(args.server_python, args.model or model_path(args.server_python), port, work / "server.log")
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
+    with live_server(args.server_python, args.model, "depsim-live-") as (work, url):
         from depsim.runner import run_study
 
         data = work / "hh.jsonl"
@@ -159,10 +172,6 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         print(f"judge calls per graded completion (auto run): {figures['auto']['judge_calls'] / max(1, len(completions)):.2f} "
               "(re-samples and probes included)")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
-    print(f"work directory: {work}")
 
 
 if __name__ == "__main__":

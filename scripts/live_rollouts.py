@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.live_check import _port, model_path, start_server  # noqa: E402
+from scripts.live_check import live_server  # noqa: E402
 
 
 def main() -> None:
@@ -36,15 +34,7 @@ def main() -> None:
     ap.add_argument("--per-trajectory", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=4)
     args = ap.parse_args()
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DEPSIM_PRIVACY_KEY", "live-check-key")
-    work = Path(tempfile.mkdtemp(prefix="depsim-live-rollouts-"))
-    os.environ["DAGSTER_HOME"] = str(work / "dagster_home")
-    (work / "dagster_home").mkdir()
-    port = _port()
-    server = start_server(args.server_python, args.model or model_path(args.server_python), port, work / "server.log", n_ctx=8192)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
+    with live_server(args.server_python, args.model, "depsim-live-rollouts-", n_ctx=8192) as (work, url):
         from depsim.runner import run_study
         from depsim_assets.core.config import load_study
 
@@ -72,8 +62,6 @@ def main() -> None:
         answered = sum(totals.values())
         print("tool answers by provenance:", totals, f"(of {answered})")
         print("stop details:", sorted(set(rollouts["stop_detail"].to_list()))[:8])
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

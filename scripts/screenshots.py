@@ -56,7 +56,11 @@ def shoot(page: Page, url: str, entry: str, plot: bool, target: Path) -> None:
     row.wait_for(timeout=60_000)
     row.scroll_into_view_if_needed()
     if not plot:
-        row.screenshot(path=str(target))
+        # The metadata panel scrolls wide tables sideways: let the table take its full width for the picture.
+        table = row.locator("td").nth(1).locator("table").first
+        table.evaluate("t => { for (let e = t; e && e.tagName !== 'BODY'; e = e.parentElement) {"
+                       " e.style.overflow = 'visible'; e.style.maxWidth = 'none'; } }")
+        table.screenshot(path=str(target))
         return
     row.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")

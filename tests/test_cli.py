@@ -59,6 +59,9 @@ def test_never_graded_incumbent_runs_first_and_release_is_repeatable(tmp_path: P
         assert isinstance(meta, dg.TableMetadataValue) and [c.name for c in meta.schema.columns][: len(first)] == first
         assert meta.records and not any("e+" in v or "e-" in v for r in meta.records for v in r.data.values() if isinstance(v, str)
                                         and any(ch.isdigit() for ch in v))
+    # A method with nothing to score says why instead of showing a blank row.
+    summary = scorecard.metadata["scorecard"].records
+    assert summary and all(r.data.get("directional_accuracy") or r.data.get("note") for r in summary), [r.data for r in summary]
 
 
 def test_two_studies_in_one_instance_keep_their_own_partitions_and_history(tmp_path: Path, dagster_home: Path) -> None:

@@ -156,6 +156,26 @@ def test_budget_stops_dispatch_cleanly_and_resumes(write_study, tmp_path, server
     assert sum(server.requests.values()) == 20  # only the stopped calls were sent
 
 
+def test_each_shard_spends_an_equal_share_of_the_release_budget(write_study, tmp_path, server, instance) -> None:
+    # Shards run at the same time: each checking the whole budget against the spend it saw at its start
+    # could spend the budget once per shard. Each gets budget / shards against its own prefixes' spend.
+    prices = {"fake-model": {"input_per_mtok": 1_000_000, "output_per_mtok": 0}}  # $1 per prompt token
+    cfg = _study(write_study, tmp_path, server, n=20, dispatch={"prices": prices, "concurrency": 1, "shards": 2},
+                 release=", budget_usd: 100")
+    resources = build_resources(str(cfg))
+    assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*UPSTREAM)).success
+    for shard in ("0", "1"):
+        assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets("completion_shards"),
+                              partition_key=dg.MultiPartitionKey({"release": "v1", "shard": shard})).success
+    with warehouse_sql(cfg) as con:
+        frame = con.sql("select shard, status, failure_reason, cost_usd from completion_shards").pl()
+    one_call = frame["cost_usd"].max()
+    for shard, rows in frame.group_by("shard"):
+        assert rows["cost_usd"].fill_null(0).sum() <= 50 + one_call, shard  # its share, overshot by at most the call in flight
+        assert (rows["failure_reason"] == "budget_exhausted").any() and (rows["status"] == "ok").any(), shard
+    assert frame["cost_usd"].fill_null(0).sum() <= 100 + 2 * one_call
+
+
 def test_secret_never_logged_stored_or_in_metadata(write_study, tmp_path, server, instance) -> None:
     cfg = _study(write_study, tmp_path, server, n=5)
     result = _run(cfg, instance)

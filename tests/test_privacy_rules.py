@@ -173,6 +173,7 @@ def test_gate_finds_what_the_scrubber_would_miss() -> None:
 @pytest.mark.parametrize("text", [
     "Why do so many Koreans live in Seoul?", "Is it rude to call Canadians polite?", "What do Sikhs believe about charity?",
     "I flew from Nairobi to Oslo via Helsinki.", "Are Catholics allowed to eat meat on Fridays?", "My neighbours are Peruvian.",
+    "Why should women not be allowed to open a business on Saturn?", "Is Jupiter bigger than Uranus?",
 ])
 def test_groups_and_places_keep_their_meaning(text: str) -> None:
     scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
@@ -183,6 +184,7 @@ def test_groups_and_places_keep_their_meaning(text: str) -> None:
     ("Please ask Mr. Black about the invoice.", "Black"),  # a group word after a strong cue is a name
     ("Jordan Whitcombe signed the lease.", "Jordan"),  # a country that is a common given name stays a name
     ("Send it to Christian Vogelsang today.", "Vogelsang"),
+    ("Venus Okafor paid the deposit.", "Okafor"),  # a planet that is a listed first name stays a name
 ])
 def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:
     scrubbed, _ = Scrubber(key=b"k").scrub(pl.Series([text]))

@@ -71,7 +71,7 @@ def test_roll_back_blocks_promotion_in_its_run_and_in_a_later_one(write_study, i
     wh = load_study(cfg).warehouse
     result = _run(cfg, instance, "v2", "2026-11-01", STEPS)
     assert result.success and _materialized(result) == set(STEPS)
-    promotion = wh.read("stage_promotion", [str(dg.MultiPartitionKey({"release": "v2", "window": "2026-11-01"}))])
+    promotion = wh.read("stage_promotion", [{"release": "v2", "window": "2026-11-01"}])
     assert promotion.select("decision", "next_stage", "next_share").row(0) == ("advance", "general", 1.0)
     from depsim_assets.core.incidents import current
 

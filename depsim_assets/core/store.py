@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,6 +200,9 @@ class Store:
     def all(self) -> pl.DataFrame:
         return self._frame(None)
 
-    def spent(self, release: str) -> float:
-        frame = self.all()
-        return float(frame.filter(pl.col("release") == release)["cost_usd"].fill_null(0).sum())
+    def spent(self, release: str, prefix_ids: Collection[str] | None = None) -> float:
+        """USD recorded for the release's calls (only those of these prefixes, when given: one shard's)."""
+        frame = self.all().filter(pl.col("release") == release)
+        if prefix_ids is not None:
+            frame = frame.filter(pl.col("prefix_id").is_in(list(prefix_ids)))
+        return float(frame["cost_usd"].fill_null(0).sum())

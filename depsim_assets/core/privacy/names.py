@@ -62,13 +62,15 @@ GIVEN_NAME_GROUPS = frozenset({"christian"})
 def public_terms() -> frozenset[str]:
     """Words that name a group or a place, not a person: demonyms, nationalities, religions, ethnic and
     political groups (but Christian, a common given name); countries and US states (but a few
-    common given names: Jordan, Georgia); cities that are neither a listed first name nor a surname
-    ("Lisbon" is a city, "Houston" and "Austin" stay possible names)."""
+    common given names: Jordan, Georgia); cities and planets that are neither a listed first name nor a
+    surname ("Lisbon" is a city and "Saturn" a planet; "Houston", "Austin" and "Venus" stay possible names)."""
     first, last, _ = lexicon()
     groups = _load("groups.txt") - GIVEN_NAME_GROUPS
     countries = _load("countries.txt") - GIVEN_NAME_PLACES
     cities = frozenset(t for t in _load("cities.txt") if t not in first and t not in last)
-    return groups | countries | cities
+    # Planets by the cities' rule: "business on Saturn" is a place, but Venus and Mars stay possible names.
+    planets = frozenset(t for t in _load("celestial.txt") if t not in first and t not in last)
+    return groups | countries | cities | planets
 
 
 # An inner capital marks a product (YouTube) except after a surname prefix (McClane, DeAndre, LaToya).

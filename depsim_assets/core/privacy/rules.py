@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-FILTER_VERSION = "depsim-privacy-2"
+FILTER_VERSION = "depsim-privacy-3"
 
 # Reserved, cannot-be-real surrogate material: the checks allow-list exactly these.
 SURROGATE_DOMAINS = ("example.com", "example.net", "example.org")
