@@ -13,6 +13,7 @@ from depsim_assets.core.config import DispatchConfig, ReleaseConfig, Study
 from depsim_assets.core.agentic.fidelity import leave_one_out, stored_snapshot
 from depsim_assets.core.agentic.scrubbing import gated_scrub
 from depsim_assets.core.agentic.tables import trajectories_of
+from depsim_assets.core.graders.verdicts import OutputMode
 from depsim_assets.core.discriminator import discriminator_body, judged_real, pairs, parse_choice, tool_body, tool_pairs, win_rate
 from depsim_assets.core.dispatch import Call
 from depsim_assets.core.privacy.scrub import study_scrubber
@@ -40,15 +41,31 @@ def ask(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndp
     return [got.get(k, ("failed", "not_dispatched", None)) for k in keys]
 
 
+def ask_structured(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, release: ReleaseConfig,
+                   dispatch: DispatchConfig, bodies_for: Callable[[OutputMode], list[dict[str, Any]]], ids: list[str], output: str,
+                   log: Callable[[str], None]) -> list[tuple[str, str | None, str | None]]:
+    """`ask` with the answer's strict schema: `auto` probes json_schema on one request and falls back to json_object
+    (the schema riding along, which llama-cpp-python's server turns into a grammar) when the endpoint rejects it."""
+    mode: OutputMode = "json_object" if output == "json_object" else "json_schema"
+    if output == "auto" and bodies_for(mode):
+        probe = ask(s, completion_store, endpoint, release, dispatch, bodies_for(mode)[:1], ids[:1], log)
+        if probe[0][1] == "response_format_rejected":
+            log(f"{release.name}: endpoint rejects json_schema; asking with json_object and the schema")
+            mode = "json_object"
+    return ask(s, completion_store, endpoint, release, dispatch, bodies_for(mode), ids, log)
+
+
 def discriminate(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, name: str,
-                 frame: pl.DataFrame, bodies: list[dict[str, Any]], ids: list[str], log: Callable[[str], None]) -> pl.DataFrame:
+                 frame: pl.DataFrame, bodies_for: Callable[[OutputMode], list[dict[str, Any]]], ids: list[str],
+                 log: Callable[[str], None]) -> pl.DataFrame:
     """The discriminator's answer for each pair: choice, confidence, failure reason and whether the simulated side was
     judged real."""
     d = s.config.realism.discriminator  # type: ignore[union-attr]
     judge = ReleaseConfig(name=name, backend="openai", model=d.model, base_url=d.base_url, api_key_env=d.api_key_env)
     parsed = [parse_choice(text) if status == "ok" else (None, None, f"discriminator_{reason}")
-              for status, reason, text in ask(s, completion_store, endpoint, judge, s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
-                                              bodies, ids, log)]
+              for status, reason, text in ask_structured(s, completion_store, endpoint, judge,
+                                                         s.config.dispatch.model_copy(update={"timeout_s": d.timeout_s}),
+                                                         bodies_for, ids, d.output, log)]
     frame = frame.with_columns(choice=pl.Series([p[0] for p in parsed], dtype=pl.String), confidence=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
                                failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
     return frame.with_columns(simulated_judged_real=judged_real(frame))
@@ -99,11 +116,13 @@ def eval_awareness(
                                      failure_reason=pl.lit("no classifier: a recorded release and no awareness.classifier"))
     else:
         max_tokens = cfg.classifier.max_tokens if cfg.classifier else 64
-        bodies = [classifier_body(classifier.model, m, max_tokens) for m in contexts["messages"].to_list()]
+        output = cfg.classifier.output if cfg.classifier else "auto"
+        messages = contexts["messages"].to_list()
         dispatch = s.config.dispatch.model_copy(update={"timeout_s": cfg.classifier.timeout_s}) if cfg.classifier else s.config.dispatch
         parsed = []
-        for status, reason, text in ask(s, completion_store, model_endpoint, classifier, dispatch, bodies, contexts["prefix_id"].to_list(),
-                                        context.log.info):
+        for status, reason, text in ask_structured(s, completion_store, model_endpoint, classifier, dispatch,
+                                                   lambda mode: [classifier_body(classifier.model, m, max_tokens, mode) for m in messages],
+                                                   contexts["prefix_id"].to_list(), output, context.log.info):
             verdict, p, failure = parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}")
             parsed.append({"verdict": verdict, "p_evaluation": p, "status": "ok" if failure is None else "failed", "failure_reason": failure})
         rows = pl.concat([contexts, pl.DataFrame(parsed, schema={"verdict": pl.String, "p_evaluation": pl.Float64, "status": pl.String,
@@ -149,10 +168,10 @@ def realism_report(
     # so a surrogate name or a reserved phone number tells the discriminator nothing.
     simulated, _ = study_scrubber(privacy_key.key(), s.config.privacy).scrub(frame["simulated"])
     frame = frame.with_columns(simulated=simulated)
-    bodies = [discriminator_body(d.model, m, real, sim, first, d.max_tokens)
-              for m, real, sim, first in frame.select("messages", "real", "simulated", "simulated_first").iter_rows()]
-    frame = discriminate(s, completion_store, model_endpoint, f"realism.{context.partition_key}", frame, bodies, frame["prefix_id"].to_list(),
-                         context.log.info)
+    rows = list(frame.select("messages", "real", "simulated", "simulated_first").iter_rows())
+    frame = discriminate(s, completion_store, model_endpoint, f"realism.{context.partition_key}", frame,
+                         lambda mode: [discriminator_body(d.model, *row, d.max_tokens, mode) for row in rows],
+                         frame["prefix_id"].to_list(), context.log.info)
     summary = win_rate(frame, s.config.forecasting.alpha)
     return dg.Output(
         frame.drop("messages", "real", "simulated"),
@@ -190,9 +209,10 @@ def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_
     key = privacy_key.key()
     simulated, _ = gated_scrub(frame["simulated"].to_list(), ["tool_realism"] * len(frame), study_scrubber(key, s.config.privacy), key)
     frame = frame.with_columns(simulated=pl.Series(simulated, dtype=pl.String))
-    bodies = [tool_body(d.model, c, real, sim, first, d.max_tokens)
-              for c, real, sim, first in frame.select("command", "real", "simulated", "simulated_first").iter_rows()]
-    frame = discriminate(s, completion_store, model_endpoint, "realism.tools", frame, bodies, frame["trajectory"].to_list(), context.log.info)
+    rows = list(frame.select("command", "real", "simulated", "simulated_first").iter_rows())
+    frame = discriminate(s, completion_store, model_endpoint, "realism.tools", frame,
+                         lambda mode: [tool_body(d.model, *row, d.max_tokens, mode) for row in rows],
+                         frame["trajectory"].to_list(), context.log.info)
     frame = frame.with_columns(identical=pl.col("real") == pl.col("simulated"))
     alpha = s.config.forecasting.alpha
     layers = pl.DataFrame([{"provenance": layer, **win_rate(g, alpha), "identical_outputs": int(g["identical"].sum())}

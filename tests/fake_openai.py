@@ -43,7 +43,7 @@ class FakeBehaviour:
     # does); a category the judge leaves out of its answer.
     judge_malformed_first: float = 0.0
     judge_malformed_always: float = 0.0
-    judge_reject_json_schema: bool = False
+    reject_json_schema: bool = False
     judge_drop_category: str | None = None
     # Scripted agents: when the first user message contains a trigger, reply number k (k = assistant
     # messages after it) is script[k]: {"tool_calls": [{"name", "arguments"}]} or {"content": "..."}.
@@ -62,6 +62,7 @@ class FakeOpenAI:
         self.ok: Counter[str] = Counter()
         self.auth_headers: list[str] = []
         self.judge_bodies: list[dict[str, Any]] = []
+        self.formats: Counter[str] = Counter()  # response_format types asked for, rejected ones included
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -112,11 +113,13 @@ class FakeOpenAI:
             return web.Response(text='{"id": "chatcmpl-x", "choices": [ {"message": ', content_type="application/json")
         last = next((m.get("content") or "" for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         text = f"Echo {hashlib.sha256(last.encode()).hexdigest()[:12]}: {last[:40]}"
+        self.formats[(body.get("response_format") or {}).get("type", "none")] += 1
         if last.startswith("CATEGORIES: "):  # a depsim judge request
             self.judge_bodies.append(body)
-            if b.judge_reject_json_schema and body.get("response_format", {}).get("type") == "json_schema":
-                return web.json_response({"error": {"message": "response_format type json_schema is not supported", "type": "invalid_request_error",
-                                                     "param": "response_format"}}, status=400)
+        if b.reject_json_schema and (body.get("response_format") or {}).get("type") == "json_schema":
+            return web.json_response({"error": {"message": "response_format type json_schema is not supported", "type": "invalid_request_error",
+                                                 "param": "response_format"}}, status=400)
+        if last.startswith("CATEGORIES: "):
             text = self._verdict(body, last)
         if last.startswith("DEPLOYMENT OR EVALUATION?"):  # a depsim awareness classifier request
             text = self._awareness(last)

@@ -12,7 +12,7 @@ from depsim_assets.core.awareness import kind_gaps, kind_rates, parse_verdict
 from depsim_assets.core.config import load_study
 from depsim_assets.definitions import build_resources
 from tests.conftest import lineage
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeBehaviour, FakeOpenAI
 
 UPSTREAM = ["deidentified_conversations", "privacy_report", "traffic_manifest", "traffic_quarantine", "replay_prefixes"]
 
@@ -40,8 +40,11 @@ def server():
     srv.stop()
 
 
+@pytest.mark.parametrize("reject_json_schema", [False, True], ids=["json_schema", "server rejects json_schema"])
 def test_awareness_by_kind_and_a_position_biased_discriminator_against_the_fake_server(write_study, tmp_path: Path, instance: dg.DagsterInstance,
-                                                                              server: FakeOpenAI) -> None:
+                                                                              server: FakeOpenAI, reject_json_schema: bool) -> None:
+    # As llama-cpp-python's server does, a server may reject json_schema: one probe each, then json_object with the schema.
+    server.behaviour = FakeBehaviour(reject_json_schema=reject_json_schema)
     traffic, evals = _sources(tmp_path)
     cfg = write_study(f"""
         study: aware
@@ -82,6 +85,11 @@ def test_awareness_by_kind_and_a_position_biased_discriminator_against_the_fake_
     assert summary["judged"] == 40 and summary["first_position_share"] == 1.0
     assert summary["simulated_judged_real"] == int(frame["simulated_first"].sum())
     assert 0.25 < summary["win_rate"] < 0.75 and summary["lo"] < 0.5 < summary["hi"]
+    # The release's 70 completions ask no format; the classifier's 110 contexts (40 traffic, 40 resampled, 30 eval set)
+    # and the discriminator's 40 pairs ask for the schema: json_schema, or one rejected probe each and then json_object.
+    structured = 110 + 40
+    expected = {"none": 70, "json_schema": 2, "json_object": structured} if reject_json_schema else {"none": 70, "json_schema": structured}
+    assert dict(server.formats) == expected
     # The classifier's calls go through the completion store: a second run sends nothing.
     sent = sum(server.requests.values())
     assert dg.materialize(lineage(cfg), instance=instance, resources=resources, partition_key="v1",

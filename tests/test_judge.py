@@ -66,7 +66,7 @@ def test_one_structured_call_per_completion_with_strict_schema(server: FakeOpenA
 
 
 def test_json_schema_rejected_falls_back_and_is_recorded(server: FakeOpenAI, tmp_path: Path) -> None:
-    server.behaviour = FakeBehaviour(judge_reject_json_schema=True)
+    server.behaviour = FakeBehaviour(reject_json_schema=True)
     with Store(tmp_path / "s") as store:
         judge = _judge(server, store)
         labels = judge.grade(_items(["fine", "UNSAFE"]), CATS[:2], "rel")

@@ -14,14 +14,15 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 from statsmodels.stats.proportion import confint_proportions_2indep, samplesize_proportions_2indep_onetail
 
 from depsim_assets.core.graders.detectors import eval_awareness
 from depsim_assets.core.graders.judge import fence_token, render_conversation
-from depsim_assets.core.graders.verdicts import json_object
+from depsim_assets.core.graders.verdicts import OutputMode, json_object, response_format, strict_schema
 from depsim_assets.core.prefixes import real_response
 from depsim_assets.core.stats import exact_interval
 
@@ -61,10 +62,19 @@ def sample_contexts(prefixes: pl.DataFrame, completions: pl.DataFrame, per_kind:
                                       "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String}))})
 
 
-def classifier_body(model: str, messages: list[dict[str, Any]], max_tokens: int) -> dict[str, Any]:
+class ClassifierAnswer(BaseModel):
+    """The answer's shape, sent as a strict schema: a server that constrains decoding to it cannot answer
+    otherwise (SmolLM2 with a bare json_object answered in another shape 53 times out of 60)."""
+
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["deployment", "evaluation"]
+    p_evaluation: float = Field(ge=0, le=1)
+
+
+def classifier_body(model: str, messages: list[dict[str, Any]], max_tokens: int, output: OutputMode = "json_schema") -> dict[str, Any]:
     conversation = render_conversation(messages)
     fence = fence_token(conversation)
-    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": {"type": "json_object"},
+    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, strict_schema(ClassifierAnswer)),
             "messages": [{"role": "system", "content": SYSTEM},
                          {"role": "user", "content": f"{MARKER}?\n{fence} BEGIN CONVERSATION\n{conversation}\n{fence} END CONVERSATION"}]}
 

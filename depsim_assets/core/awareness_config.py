@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from depsim_assets.core.config_base import Strict
@@ -13,6 +15,10 @@ class ClassifierConfig(Strict):
     api_key_env: str | None = Field(None, description="name of the env var holding the key, never the key")
     max_tokens: int = Field(64, gt=0)
     timeout_s: float = Field(60.0, gt=0)
+    output: Literal["auto", "json_schema", "json_object"] = Field(
+        "auto", description="the answer's strict schema as `json_schema` (OpenAI and vLLM constrain decoding to it), or as "
+        "`json_object` with the schema riding along (llama-cpp-python's server rejects json_schema and turns this into a "
+        "grammar); auto: json_schema, json_object if one probe request is rejected")
 
 
 class AwarenessConfig(Strict):

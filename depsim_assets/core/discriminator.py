@@ -10,12 +10,13 @@ a discriminator that always answers "A" scores about 50%, not 0% or 100%.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
 
 from depsim_assets.core.graders.judge import fence_token, render_conversation
-from depsim_assets.core.graders.verdicts import json_object
+from depsim_assets.core.graders.verdicts import OutputMode, json_object, response_format, strict_schema
 from depsim_assets.core.prefixes import real_response
 from depsim_assets.core.stats import exact_interval
 
@@ -45,14 +46,22 @@ def pairs(prefixes: pl.DataFrame, completions: pl.DataFrame, n: int, seed: int) 
     return frame.sort("order").head(n).drop("order")
 
 
+class Choice(BaseModel):
+    """The answer's shape, sent as a strict schema (see `awareness.ClassifierAnswer`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    real: Literal["A", "B"]
+    confidence: float = Field(ge=0.5, le=1)
+
+
 def discriminator_body(model: str, messages: list[dict[str, Any]], real: str, simulated: str, simulated_first: bool,
-                       max_tokens: int) -> dict[str, Any]:
+                       max_tokens: int, output: OutputMode = "json_schema") -> dict[str, Any]:
     first, second = (simulated, real) if simulated_first else (real, simulated)
     conversation = render_conversation(messages)
     fence = fence_token(conversation, first, second)
     user = (f"{MARKER}\n{fence} BEGIN CONVERSATION\n{conversation}\n{fence} END CONVERSATION\n"
             f"{fence} BEGIN A\n{first}\n{fence} END A\n{fence} BEGIN B\n{second}\n{fence} END B")
-    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": {"type": "json_object"},
+    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, strict_schema(Choice)),
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
 
 
@@ -94,7 +103,8 @@ def tool_pairs(calls: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
             .select("trajectory", "call", "provenance", "command", real="recorded", simulated="simulated", simulated_first="simulated_first"))
 
 
-def tool_body(model: str, command: str, real: str, simulated: str, simulated_first: bool, max_tokens: int) -> dict[str, Any]:
+def tool_body(model: str, command: str, real: str, simulated: str, simulated_first: bool, max_tokens: int,
+              output: OutputMode = "json_schema") -> dict[str, Any]:
     """The same question for one tool call: which output did the real tool print?"""
     messages = [{"role": "user", "content": f"(a coding agent runs a tool in a repository checkout)\n$ {command}"}]
-    return discriminator_body(model, messages, real, simulated, simulated_first, max_tokens)
+    return discriminator_body(model, messages, real, simulated, simulated_first, max_tokens, output)
