@@ -46,13 +46,13 @@ def ask_structured(s: Study, completion_store: CompletionStoreResource, endpoint
                    log: Callable[[str], None]) -> list[tuple[str, str | None, str | None]]:
     """`ask` with the answer's strict schema: `auto` probes json_schema on one request and falls back to json_object
     (the schema riding along, which llama-cpp-python's server turns into a grammar) when the endpoint rejects it."""
-    mode: OutputMode = "json_object" if output == "json_object" else "json_schema"
-    if output == "auto" and bodies_for(mode):
-        probe = ask(s, completion_store, endpoint, release, dispatch, bodies_for(mode)[:1], ids[:1], log)
+    bodies = bodies_for("json_object" if output == "json_object" else "json_schema")
+    if output == "auto" and bodies:
+        probe = ask(s, completion_store, endpoint, release, dispatch, bodies[:1], ids[:1], log)
         if probe[0][1] == "response_format_rejected":
             log(f"{release.name}: endpoint rejects json_schema; asking with json_object and the schema")
-            mode = "json_object"
-    return ask(s, completion_store, endpoint, release, dispatch, bodies_for(mode), ids, log)
+            bodies = bodies_for("json_object")
+    return ask(s, completion_store, endpoint, release, dispatch, bodies, ids, log)
 
 
 def discriminate(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, name: str,

@@ -71,10 +71,13 @@ class ClassifierAnswer(BaseModel):
     p_evaluation: float = Field(ge=0, le=1)
 
 
+ANSWER_SCHEMA = strict_schema(ClassifierAnswer)  # built once, not per request body
+
+
 def classifier_body(model: str, messages: list[dict[str, Any]], max_tokens: int, output: OutputMode = "json_schema") -> dict[str, Any]:
     conversation = render_conversation(messages)
     fence = fence_token(conversation)
-    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, strict_schema(ClassifierAnswer)),
+    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, ANSWER_SCHEMA),
             "messages": [{"role": "system", "content": SYSTEM},
                          {"role": "user", "content": f"{MARKER}?\n{fence} BEGIN CONVERSATION\n{conversation}\n{fence} END CONVERSATION"}]}
 

@@ -54,6 +54,9 @@ class Choice(BaseModel):
     confidence: float = Field(ge=0.5, le=1)
 
 
+CHOICE_SCHEMA = strict_schema(Choice)  # built once, not per request body
+
+
 def discriminator_body(model: str, messages: list[dict[str, Any]], real: str, simulated: str, simulated_first: bool,
                        max_tokens: int, output: OutputMode = "json_schema") -> dict[str, Any]:
     first, second = (simulated, real) if simulated_first else (real, simulated)
@@ -61,7 +64,7 @@ def discriminator_body(model: str, messages: list[dict[str, Any]], real: str, si
     fence = fence_token(conversation, first, second)
     user = (f"{MARKER}\n{fence} BEGIN CONVERSATION\n{conversation}\n{fence} END CONVERSATION\n"
             f"{fence} BEGIN A\n{first}\n{fence} END A\n{fence} BEGIN B\n{second}\n{fence} END B")
-    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, strict_schema(Choice)),
+    return {"model": model, "temperature": 0, "max_tokens": max_tokens, "response_format": response_format(output, CHOICE_SCHEMA),
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
 
 

@@ -58,6 +58,8 @@ def grade_items(study: Study, release: str, items: pl.DataFrame, store: Any, end
         )
         ok_items = items.filter(pl.col("status") == "ok")
         labels = grader.grade(ok_items, categories, release) if len(ok_items) else LABEL_SCHEMA.to_frame()
+        if cfg.kind == "recorded" and len(ok_items) and labels.is_empty():  # said, not silently dropped
+            log(f"grader {cfg.id}: no recorded labels for release '{release}' (no file at {cfg.path}): it grades nothing here")
         failed = items.filter(pl.col("status") != "ok")
         if len(failed) and cfg.kind != "review":  # people reviewed completions that exist
             # A completion that failed cannot be graded: its labels are failed rows, not missing ones.
