@@ -15,7 +15,7 @@ from pathlib import Path
 
 from depsim_assets.core.config import ConfigError
 
-DEMO_STUDIES = ("depsim.yaml", "studies/xstest.yaml", "studies/marshmallow_agentic.yaml")
+DEMO_STUDIES = ("depsim.yaml", "studies/xstest.yaml", "studies/marshmallow_agentic.yaml", "studies/calculator_constructed.yaml")
 USER_ERROR = 2
 RUN_FAILED = 1
 
@@ -87,6 +87,25 @@ def _cmd_incident(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forget(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from depsim_assets.core.config import load_study
+    from depsim_assets.core.withdrawal import forget
+    from depsim_resources.privacy_key import PrivacyKeyResource
+
+    if not (args.conversation or args.user):
+        raise ValueError("name what to withdraw: --conversation ID and/or --user ID (repeatable)")
+    study = load_study(args.config)
+    key = PrivacyKeyResource(hmac_key=dg.EnvVar("DEPSIM_PRIVACY_KEY").get_value() or "").key()
+    receipt = forget(study.warehouse_dir, key, args.conversation or [], args.user or [], hashed=args.hashed)
+    tables = ", ".join(f"{t} {n}" for t, n in sorted(receipt.rows_removed.items())) or "none"
+    print(f"withdrawn: {receipt.conversations} conversation(s), {receipt.prefixes} prefix(es); rows removed: {tables}; "
+          f"completion store {receipt.store_rows_removed}; recorded in {study.warehouse_dir / '_withdrawals' / 'log.jsonl'} "
+          "(counts only). Re-materialize the study's assets to refresh aggregates and past run metadata.")
+    return 0
+
+
 def _cmd_sql(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -106,7 +125,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from depsim.report import agentic_lines, awareness_lines, forecast_lines, rollout_lines, scorecard_lines
+    from depsim.report import agentic_lines, awareness_lines, discovery_lines, forecast_lines, rollout_lines, scorecard_lines
     from depsim.runner import REPO_ROOT, format_summary, run_study
     from depsim_assets.core.config import load_study
 
@@ -121,8 +140,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         study = load_study(path)
         summary = run_study(path, releases=[r.name for r in study.config.releases], debug=args.debug)
         print(format_summary(summary))
-        print("\n".join(forecast_lines(study) + scorecard_lines(study) + awareness_lines(study) + rollout_lines(study)
-                        + agentic_lines(study)))
+        print("\n".join(forecast_lines(study) + scorecard_lines(study) + awareness_lines(study) + discovery_lines(study)
+                        + rollout_lines(study) + agentic_lines(study)))
     print(f"demo finished in {time.perf_counter() - started:.1f}s")
     return 0
 
@@ -171,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", nargs="?", help="a SQL query; without one, list the tables")
     sql.add_argument("--catalog", help="write the views into this DuckDB file instead of memory")
     sql.set_defaults(func=_cmd_sql)
+    fgt = sub.add_parser("forget", help="consent withdrawn: remove a conversation's or user's rows from every table and the "
+                         "completion store, keep them out of later ingestion; records counts only")
+    _study_args(fgt)
+    fgt.add_argument("--conversation", action="append", help="a conversation (or hh-rlhf pair) id as in the source (repeatable)")
+    fgt.add_argument("--user", action="append", help="a user id as in the source (repeatable)")
+    fgt.add_argument("--hashed", action="store_true", help="the ids given are already the warehouse's keyed ids")
+    fgt.set_defaults(func=_cmd_forget)
     demo = sub.add_parser("demo", help="run the shipped demo studies offline")
     demo.set_defaults(func=_cmd_demo)
     return p
@@ -179,13 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from depsim.runner import RunFailed
     from depsim_assets.core.storage import MissingTableError
+    from depsim_assets.core.store import StoreBusyError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except RunFailed as e:
         code, message, details = RUN_FAILED, str(e), e.details
-    except (ConfigError, KeyError, ValueError, FileNotFoundError, MissingTableError) as e:
+    except (ConfigError, KeyError, ValueError, FileNotFoundError, MissingTableError, StoreBusyError) as e:
         code, message, details = USER_ERROR, str(e.args[0] if isinstance(e, KeyError) and e.args else e), traceback.format_exc()
     if args.debug:
         print(details, file=sys.stderr)

@@ -20,7 +20,9 @@ def forecast_lines(study: Study) -> list[str]:
         lines.append(f"  {rel.name}" + (f" (vs {rel.incumbent})" if rel.incumbent else " (no incumbent)"))
         for r in fc.filter(pl.col("release") == rel.name).sort("category").iter_rows(named=True):
             d = cmp.filter((pl.col("release") == rel.name) & (pl.col("category") == r["category"])) if "direction" in cmp.columns else cmp
-            direction = f"  {d['direction'].item()} (x{d['rate_ratio'].item():.2f})" if len(d) and "direction" in d.columns else ""
+            ratio = d["rate_ratio"].item() if len(d) and "rate_ratio" in d.columns else None
+            shown = f" (x{ratio:.2f})" if ratio is not None and ratio == ratio else ""  # no ratio when neither release flagged any
+            direction = f"  {d['direction'].item()}{shown}" if len(d) and "direction" in d.columns else ""
             lines.append(f"    {r['category']:<18} n={r['n_eligible']:>4} flagged={r['flagged']:>4} {r['forecast_estimate']:<9} "
                          f"{_fmt(r['forecast_rate_per_100k']):>7} [{_fmt(r['forecast_lo_per_100k'])}, {_fmt(r['forecast_hi_per_100k'])}]{direction}")
     return lines
@@ -128,4 +130,24 @@ def awareness_lines(study: Study) -> list[str]:
             judged = f"{r['judged_evaluation']}/{r['classified']}" if r["classified"] else "not classified"
             cells.append(f"{r['kind']}: judged {judged}, verbalized {r['verbalized']}/{r['contexts']}")
         lines.append(f"  {rel.name}: " + "; ".join(cells))
+    return lines
+
+
+def discovery_lines(study: Study, top: int = 3) -> list[str]:
+    """Per release: the clusters that appeared or grew first, then the largest (only clusters above the floor
+    are ever stored)."""
+    rows = study.warehouse.read_or_empty("behaviour_discovery", all_partitions=True)
+    if rows.is_empty() or study.config.discovery is None:
+        return []
+    k = study.config.discovery.k_anonymity
+    lines = [f"behaviour discovery [{study.config.study}]: clusters of flagged/seeded completions spanning >= {k} conversations"]
+    for rel in study.config.releases:
+        own = rows.filter(pl.col("release") == rel.name)
+        if own.is_empty():
+            continue
+        lines.append(f"  {rel.name}" + (f" vs {rel.incumbent}" if rel.incumbent else "") + f": {len(own)} clusters")
+        for r in own.head(top).iter_rows(named=True):
+            sizes = f"{r['candidate_conversations']}" + ("" if r["incumbent_conversations"] is None else f" vs {r['incumbent_conversations']}")
+            ratio = "" if r["rate_ratio"] is None else f", ratio {r['rate_ratio']:.3g} [{r['ratio_lo']:.3g}, {r['ratio_hi']:.3g}]"
+            lines.append(f"    {r['change'] or 'size'}: {r['name']} ({sizes} conversations{ratio})")
     return lines

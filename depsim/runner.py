@@ -221,10 +221,14 @@ def run_study(
     if agentic and cfg.realism is not None:
         progress(f"{tag} realism of the tool simulator (leave-one-out replay, discriminator)")
         materialize(["tool_realism"])
+    agentic_realism = ["trajectory_realism"] * bool(cfg.realism) + ["agentic_awareness"] * bool(cfg.awareness)
     for name in names if agentic else []:
         incumbent = cfg.release(name).incumbent
         progress(f"{tag} agentic rates for '{name}'" + (f" against '{incumbent}'" if incumbent else ""))
         materialize(["agentic_forecasts"], name)
+        if agentic_realism:
+            progress(f"{tag} realism and evaluation awareness of '{name}' rollouts")
+            materialize(agentic_realism, name)
     if not chat:
         return summary
     shards = shard_keys(cfg.dispatch.shards) if cfg.dispatch.shards > 1 else []
@@ -241,9 +245,10 @@ def run_study(
     for name in names:
         progress(f"{tag} comparison of '{name}' with its incumbent")
         materialize(["release_comparison"], name)
-    realism = ["eval_awareness"] * bool(cfg.awareness) + ["realism_report"] * bool(cfg.realism)
+    realism = (["eval_awareness"] * bool(cfg.awareness) + ["realism_report"] * bool(cfg.realism)
+               + ["behaviour_discovery"] * bool(cfg.discovery))
     for name in names if realism else []:
-        progress(f"{tag} evaluation awareness and realism of '{name}'")
+        progress(f"{tag} evaluation awareness, realism and discovery of '{name}'")
         materialize(realism, name)
     progress(f"{tag} scoring forecasts across releases")
     materialize(["forecast_scorecard"])

@@ -12,7 +12,9 @@ import os
 import dagster as dg
 
 from depsim_assets import (
+    agentic_realism,
     checks,
+    discovery,
     forecasting,
     grading,
     post_release,
@@ -65,8 +67,10 @@ def study_assets(study: Study) -> list[dg.AssetsDefinition]:
         + (AGENTIC_ASSETS if has_trajectories(study.config) else [])
     if has_conversations(study.config):
         chosen += [realism.eval_awareness] * bool(study.config.awareness) + [realism.realism_report] * bool(study.config.realism)
-    if has_trajectories(study.config) and study.config.realism:
-        chosen += [realism.tool_realism]
+        chosen += [discovery.behaviour_discovery] * bool(study.config.discovery)
+    if has_trajectories(study.config):
+        chosen += [realism.tool_realism, agentic_realism.trajectory_realism] * bool(study.config.realism)
+        chosen += [agentic_realism.agentic_awareness] * bool(study.config.awareness)
     rollout = staged_rollout.rollout_assets(study) if study.config.staged_rollout else []
     return bind_to_study(chosen, study.config) + (sharding.shard_assets(study) if sharded else []) + rollout
 

@@ -18,3 +18,8 @@ def xstest() -> dg.Definitions:
 @dg.definitions
 def marshmallow_agentic() -> dg.Definitions:
     return build_definitions(REPO / "studies" / "marshmallow_agentic.yaml")
+
+
+@dg.definitions
+def calculator_constructed() -> dg.Definitions:
+    return build_definitions(REPO / "studies" / "calculator_constructed.yaml")

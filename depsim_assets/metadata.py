@@ -135,3 +135,49 @@ def rollout_plot(evidence: pl.DataFrame, release: str, categories: int = 6) -> d
     axes[0, 0].legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("look (batch)")
     return _png(fig, f"{release}: observed vs forecast band")
+
+
+def cluster_plot(clusters: pl.DataFrame, release: str, incumbent: str | None, top: int = 12) -> dg.MetadataValue:
+    """Distinct conversations per shown cluster, the release against its incumbent, as an inline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = clusters.head(top)
+    names = [f"{n[:48]}{' *' if c in ('appeared', 'grew') else ''}" for n, c in zip(rows["name"], rows["change"].fill_null(""), strict=True)]
+    ys = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.42 * max(1, len(rows))))
+    ax.barh(ys - 0.2, rows["candidate_conversations"].to_numpy(), height=0.4, label=release)
+    if incumbent is not None:
+        ax.barh(ys + 0.2, rows["incumbent_conversations"].fill_null(0).to_numpy(), height=0.4, label=incumbent)
+    ax.set_yticks(ys, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("distinct conversations in the cluster")
+    ax.set_title(f"{release}: discovered clusters (* appeared or grew)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig, "cluster sizes")
+
+
+def win_rate_plot(rows: pl.DataFrame) -> dg.MetadataValue:
+    """The simulator's win rate per row (`label`, `win_rate`, `lo`, `hi`) with its interval and the 50% line
+    (indistinguishable), as an inline PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = rows.filter(pl.col("win_rate").is_not_null())
+    if rows.is_empty():
+        return dg.MetadataValue.md("_no judged pair_")
+    ys = np.arange(len(rows))
+    rate, lo, hi = (rows[c].to_numpy() * 100 for c in ("win_rate", "lo", "hi"))
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.45 * len(rows)))
+    ax.errorbar(rate, ys, xerr=[rate - lo, hi - rate], fmt="o", capsize=3)
+    ax.axvline(50, color="k", ls="--", lw=1, label="50%: indistinguishable")
+    ax.set_yticks(ys, [f"{label} (n={n})" for label, n in zip(rows["label"], rows["judged"], strict=True)], fontsize=8)
+    ax.set(xlim=(0, 100), xlabel="simulated judged real, % (95% exact interval)", title="simulator win rate")
+    ax.legend(fontsize=8, loc="best")
+    return _png(fig, "simulator win rate")

@@ -9,7 +9,8 @@ import polars as pl
 
 from depsim_assets.core.answer import answer
 from depsim_assets.core.awareness import classifier_body, kind_gaps, kind_rates, parse_verdict, sample_contexts, with_verbalized
-from depsim_assets.core.config import DispatchConfig, ReleaseConfig, Study
+from depsim_assets.core.agentic.tool_model import ToolModel
+from depsim_assets.core.config import DispatchConfig, ReleaseConfig, SamplingParams, Study
 from depsim_assets.core.agentic.fidelity import leave_one_out, stored_snapshot
 from depsim_assets.core.agentic.scrubbing import gated_scrub
 from depsim_assets.core.agentic.tables import trajectories_of
@@ -18,7 +19,7 @@ from depsim_assets.core.discriminator import discriminator_body, judged_real, pa
 from depsim_assets.core.dispatch import Call
 from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.core.requests import request_key
-from depsim_assets.metadata import rates_plot
+from depsim_assets.metadata import rates_plot, win_rate_plot
 from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
 from depsim_resources.completion_store import CompletionStoreResource
@@ -178,6 +179,7 @@ def realism_report(
         metadata={
             "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
             "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
+            "win_rate_plot": win_rate_plot(pl.DataFrame([{"label": "resampled final turns", **summary}])),
             "most_recognisable_simulations": recognisable(frame, "prefix_id"),
         },
     )
@@ -191,7 +193,9 @@ def realism_report(
     "through the simulator; for answered calls a discriminator sees the command and two outputs — the recorded one "
     "and the simulator's (de-identified and gated like the recording), order fixed per pair — and says which the real "
     "tool printed. Win rate per answering layer "
-    "(`recorded`, `snapshot`; 50% = indistinguishable) with exact intervals, and the most recognisable simulations.",
+    "(`recorded`, `snapshot`, and `llm` when `agentic.tool_model` is set: the calls the other layers cannot answer, the "
+    "tool model seeing the trajectory only up to the call; 50% = indistinguishable) with exact intervals, and the most "
+    "recognisable simulations.",
 )
 def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource,
                  privacy_key: PrivacyKeyResource, completion_store: CompletionStoreResource,
@@ -200,7 +204,15 @@ def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_
     cfg = s.config.realism
     assert cfg is not None
     d = cfg.discriminator
-    calls = leave_one_out(trajectories_of(agentic_trajectories), stored_snapshot, recorded=True)
+    tm = s.config.agentic.tool_model
+    with completion_store.open(s.warehouse_dir) as store:
+        tool_model = None
+        if tm is not None:  # the `llm` layer, as rollouts use it: calls through the completion store
+            target = ReleaseConfig(name="realism.tool-model", backend="openai", model=tm.model, base_url=tm.base_url,
+                                   api_key_env=tm.api_key_env, sampling=SamplingParams(temperature=0, max_tokens=tm.max_tokens))
+            tool_model = ToolModel(model=tm.model, release=target.name, max_tokens=tm.max_tokens,
+                                   ask=lambda c: answer(c, store, model_endpoint, target, s.config.dispatch, context.log.debug).stored)
+        calls = leave_one_out(trajectories_of(agentic_trajectories), stored_snapshot, recorded=True, tool_model=tool_model)
     frame = tool_pairs(calls, cfg.pairs, cfg.seed) if len(calls) else pl.DataFrame()
     if frame.is_empty():
         return dg.Output(frame, metadata={"note": "no answered tool call to compare"})
@@ -221,6 +233,7 @@ def tool_realism(context: dg.AssetExecutionContext, study: StudyResource, model_
         frame.drop("real", "simulated"),
         metadata={
             "win_rate_by_layer": table_md(layers, first=("provenance", "win_rate", "lo", "hi", "judged")),
+            "win_rate_plot": win_rate_plot(layers.with_columns(label=pl.col("provenance"))),
             "most_recognisable_simulations": recognisable(frame, "provenance", "command"),
         },
     )

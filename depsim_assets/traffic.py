@@ -19,7 +19,9 @@ from depsim_assets.core.privacy.deidentify import (
     DeidentifyTally,
     deidentify_batches,
     pseudonymous_ids,
+    user_hash,
 )
+from depsim_assets.core.withdrawal import exclude_withdrawn, withdrawn
 from depsim_assets.core.privacy.rules import FILTER_VERSION
 from depsim_assets.core.privacy.scrub import Scrubber
 from depsim_assets.core.storage import aligned
@@ -51,7 +53,7 @@ def _manifest(tagged: pl.DataFrame, key: bytes) -> pl.DataFrame:
                                       kinds={"polars", "parquet"}),
         "traffic_manifest": dg.AssetOut(
             description="Metadata only, one row per ingested conversation: pseudonymous id, source file and line, message "
-            "count, and why it was excluded (no consent, multimodal) if it was. No text.", kinds={"polars", "parquet"}),
+            "count, and why it was excluded (no consent, multimodal, consent withdrawn) if it was. No text.", kinds={"polars", "parquet"}),
         "traffic_quarantine": dg.AssetOut(
             description="Records that could not be normalized: source file, position, reason code, detail and a scrubbed "
             "excerpt. Records in = conversations' records out + quarantined.", kinds={"polars", "parquet"}),
@@ -64,9 +66,14 @@ def deidentified_conversations(context: dg.AssetExecutionContext, study: StudyRe
     manifests: list[pl.DataFrame] = []
     excluded: list[pl.DataFrame] = []
 
+    gone = withdrawn(s.warehouse_dir)
+
     def consented() -> Iterator[pl.DataFrame]:
         for batch in aligned(ingest_batches(s.config.sources, s.root, s.config.ingest, ingested), UNIT_ID):
             tagged = tag_exclusions(batch, s.config.sources)
+            ids = pseudonymous_ids(tagged, key).with_columns(
+                user_id=tagged["user_id"].map_elements(lambda u: user_hash(key, u), return_dtype=pl.String))
+            tagged = exclude_withdrawn(tagged, ids, *gone)
             kept, out = split_consent(tagged)
             manifests.append(_manifest(tagged, key))
             excluded.append(out)

@@ -37,5 +37,22 @@ class ModelEndpointResource(dg.ConfigurableResource):
         http_client = openai.DefaultAioHttpClient() if self.transport == "aiohttp" else None
         return openai.AsyncOpenAI(base_url=release.base_url, api_key=key, max_retries=0, http_client=http_client)
 
+    def embed(self, release: ReleaseConfig, texts: list[str], batch_size: int, timeout_s: float) -> tuple[list[list[float]] | None, str | None]:
+        """`/v1/embeddings` for every text, in batches: (vectors, None), or (None, the failure) - the caller
+        falls back to its offline representation and says why. The SDK retries transient errors twice."""
+        client = openai.OpenAI(base_url=release.base_url, api_key=self._key(release), max_retries=2, timeout=timeout_s)
+        vectors: list[list[float]] = []
+        try:
+            for start in range(0, len(texts), batch_size):
+                got = client.embeddings.create(model=release.model, input=[t or " " for t in texts[start : start + batch_size]])
+                vectors += [d.embedding for d in sorted(got.data, key=lambda d: d.index)]
+        except openai.APIStatusError as e:
+            return None, f"HTTP {e.status_code} from the embeddings endpoint"
+        except openai.APIError as e:
+            return None, f"embeddings endpoint: {type(e).__name__}"
+        finally:
+            client.close()
+        return vectors, None
+
     def sender(self) -> Callable[[Any, dict[str, Any], float], Awaitable[Any]]:
         return lean_send if self.transport == "lean" else sdk_send

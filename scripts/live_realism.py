@@ -1,10 +1,10 @@
-"""A live check of evaluation awareness and realism against a real model server (outside `make test`):
+"""A live check of evaluation awareness, realism and behaviour discovery's auditor against a real model server (outside `make test`):
 llama-cpp-python's server with SmolLM2-135M-Instruct, set up as for scripts/live_check.py.
 
 Usage: .venv/bin/python scripts/live_realism.py --server-python /opt/live/venv/bin/python [--prefixes 30]
 
 live_check's hh-rlhf study, its `terse` release run, with `awareness:` (the classifier: the same model) and
-`realism:` (the discriminator: the same model). Prints what it measured from the warehouse and the completion store:
+`realism:` (the discriminator: the same model) and `discovery:` (the auditor: the same model, k = 5). Prints what it measured from the warehouse and the completion store:
 verdicts per context kind with the failed share and reasons, the discriminator's parsed share and win rate,
 every request bounded (`max_tokens`), wall time. A 135M model classifies badly; this shows requests are
 well-formed, bounded and parsed, not that the verdicts are right.
@@ -27,6 +27,7 @@ from live_check import CATEGORIES, STUDY, live_server, sample_prefixes  # noqa: 
 # live_check's study (its judge included), with the classifier and the discriminator on the same model.
 STUDY = STUDY + """awareness: {{per_kind: {n}, classifier: {{model: smollm2, base_url: "{url}", timeout_s: 300}}}}
 realism: {{pairs: {n}, discriminator: {{model: smollm2, base_url: "{url}", timeout_s: 300}}}}
+discovery: {{k_anonymity: 5, auditor_sample: {n}, auditor: {{model: smollm2, base_url: "{url}", timeout_s: 300, max_tokens: 96}}}}
 """
 
 
@@ -56,6 +57,9 @@ def main() -> None:
         real = wh.read("realism_report", all_partitions=True)
         print("realism (discriminator choices; simulated_judged_real):")
         print(real.group_by("choice", "failure_reason", "simulated_judged_real").len().sort("len", descending=True))
+        found = wh.read("behaviour_discovery", all_partitions=True)
+        print(f"discovery: {len(found)} clusters shown")
+        print(found.select("name", "candidate_conversations", "categories"))
         with Store(summary.study.warehouse_dir / "_completions") as store:
             calls = store.all()
         bodies = [json.loads(r) for r in calls["request"]]

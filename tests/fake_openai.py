@@ -48,6 +48,11 @@ class FakeBehaviour:
     # Scripted agents: when the first user message contains a trigger, reply number k (k = assistant
     # messages after it) is script[k]: {"tool_calls": [{"name", "arguments"}]} or {"content": "..."}.
     agent_scripts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Per model: (trigger, reply) - a chat request to that model whose last user message contains the trigger
+    # gets the reply instead of the echo (two releases that behave differently on the same prefixes).
+    model_replies: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # /v1/embeddings: an HTTP status to fail every request with (None: answer).
+    embeddings_fail: int | None = None
 
 
 def _share(key: str, salt: str) -> float:
@@ -113,6 +118,7 @@ class FakeOpenAI:
             return web.Response(text='{"id": "chatcmpl-x", "choices": [ {"message": ', content_type="application/json")
         last = next((m.get("content") or "" for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
         text = f"Echo {hashlib.sha256(last.encode()).hexdigest()[:12]}: {last[:40]}"
+        text = next((reply for trigger, reply in b.model_replies.get(body.get("model", ""), []) if trigger in last), text)
         self.formats[(body.get("response_format") or {}).get("type", "none")] += 1
         if last.startswith("CATEGORIES: "):  # a depsim judge request
             self.judge_bodies.append(body)
@@ -123,10 +129,12 @@ class FakeOpenAI:
             text = self._verdict(body, last)
         if last.startswith("DEPLOYMENT OR EVALUATION?"):  # a depsim awareness classifier request
             text = self._awareness(last)
+        if last.startswith("ANYTHING UNUSUAL?"):  # a depsim discovery auditor
+            text = self._audit(last)
         if last.startswith("WHICH IS REAL?"):  # a depsim realism discriminator: a judge that always picks the first reply
             text = json.dumps({"real": "A", "confidence": 0.7})
         message: dict[str, Any] = {"role": "assistant", "content": text}
-        scripted = None if last.startswith(("CATEGORIES: ", "DEPLOYMENT OR EVALUATION?", "WHICH IS REAL?")) else self._scripted(body)
+        scripted = None if last.startswith(("CATEGORIES: ", "DEPLOYMENT OR EVALUATION?", "WHICH IS REAL?", "ANYTHING UNUSUAL?")) else self._scripted(body)
         if scripted is not None:
             message = scripted
             text = json.dumps(scripted)
@@ -173,6 +181,31 @@ class FakeOpenAI:
         test = "benchmark" in user
         return json.dumps({"verdict": "evaluation" if test else "deployment", "p_evaluation": 0.9 if test else 0.1})
 
+    @staticmethod
+    def _audit(user: str) -> str:
+        """A deterministic auditor: a reply containing QUIRK is unusual, described by the word after it."""
+        reply = user[user.find("BEGIN REPLY"):]
+        after = reply.split("QUIRK", 1)[1].split() if "QUIRK" in reply else []
+        if not after:
+            return json.dumps({"unusual": False, "description": ""})
+        return json.dumps({"unusual": True, "description": f"{after[0].strip('.,:;!?')} habit"})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic embeddings: hashed bag of words in 64 dimensions, so texts sharing words are near."""
+        body = await request.json()
+        self.requests[body_key(body)] += 1
+        if self.behaviour.embeddings_fail:
+            return web.json_response({"error": {"message": "embeddings unavailable", "type": "server_error"}}, status=self.behaviour.embeddings_fail)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for i, text in enumerate(inputs):
+            vector = [0.0] * 64
+            for word in str(text).lower().split():
+                vector[int(hashlib.sha256(word.strip(".,!?;:'\"").encode()).hexdigest()[:8], 16) % 64] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        return web.json_response({"object": "list", "data": data, "model": body.get("model", "fake"),
+                                  "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
     def _verdict(self, body: dict[str, Any], user: str) -> str:
         """A deterministic judge: flags, for every category listed, a judged text containing the word UNSAFE."""
         unseeded = body_key({k: v for k, v in body.items() if k not in ("seed", "temperature")})
@@ -205,6 +238,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/_stats", self._stats)
         return app
 

@@ -134,17 +134,50 @@ def test_tool_realism_per_simulator_layer_on_the_marshmallow_runs(tmp_path: Path
     cfg = copy_study("studies/marshmallow_agentic.yaml", tmp_path)
     raw = yaml.safe_load(cfg.read_text())
     raw["realism"] = {"pairs": 200, "discriminator": {"model": "judge-model", "base_url": server.base_url}}
+    raw["agentic"]["tool_model"] = {"model": "fake-sim", "base_url": server.base_url, "max_tokens": 64}
     cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
     resources = build_resources(str(cfg))
     agentic = ["agentic_trajectories", "trajectory_quarantine", "agentic_prefixes", "tool_call_records", "tool_realism"]
     assert dg.materialize(lineage(cfg), instance=instance, resources=resources, selection=dg.AssetSelection.assets(*agentic)).success
     frame = load_study(cfg).warehouse.read("tool_realism")
     layers = {layer: win_rate(g, 0.05) for (layer,), g in frame.group_by("provenance")}
-    # Leave-one-out over the eight stored runs answers reads and edits from the snapshot and some execution calls
-    # from the other runs' recordings; a judge that always answers "A" wins exactly where the simulation stood first.
-    assert set(layers) == {"recorded", "snapshot"}
+    # Leave-one-out over the eight stored runs answers reads and edits from the snapshot, some execution calls from
+    # the other runs' recordings and the rest from the tool model; a judge that always answers "A" wins exactly where
+    # the simulation stood first.
+    assert set(layers) == {"recorded", "snapshot", "llm"}
     for layer, summary in layers.items():
         own = frame.filter(pl.col("provenance") == layer)
         assert summary["judged"] == len(own) > 0 and summary["first_position_share"] == 1.0
         assert summary["simulated_judged_real"] == int(own["simulated_first"].sum())
     assert frame["identical"].sum() > 0  # most snapshot answers equal the recording: nothing to tell apart
+
+
+
+def test_the_tool_model_in_leave_one_out_never_sees_the_held_out_answer() -> None:
+    from depsim_assets.core.agentic.fidelity import leave_one_out
+    from depsim_assets.core.agentic.simulator import ToolResponse
+    from depsim_assets.core.agentic.trajectory import Message, ToolCall, Trajectory
+
+    def run(i: int) -> Trajectory:
+        calls = [ToolCall(id=f"c{k}", name="bash", arguments=f'{{"command": "python run_{k}.py"}}') for k in range(3)]
+        messages = [Message(role="user", content="run the scripts")]
+        for k, call in enumerate(calls):
+            messages += [Message(role="assistant", content=f"step {k}", tool_calls=(call,)),
+                         Message(role="tool", content=f"HELD-OUT-{i}-{k}", tool_call_id=call.id)]
+        return Trajectory(id=f"t{i}", source="s", format="openai", messages=tuple(messages))
+
+    seen: list[tuple[object, object]] = []
+
+    class Capturing:
+        def answer(self, items):
+            seen.extend(items)
+            return [ToolResponse("simulated", "llm", "tool model") for _ in items]
+
+    calls = leave_one_out([run(0), run(1)], lambda t: None, recorded=True, tool_model=Capturing())
+    assert set(calls["provenance"]) == {"llm"} and len(seen) == 6
+    for rollout, request in seen:
+        shown = " ".join(m.content for m in rollout.prefix.messages)
+        k = int(request.command.split("_")[1].split(".")[0])
+        trajectory = rollout.prefix.prefix_id.split(":")[0][1:]
+        assert f"HELD-OUT-{trajectory}-{k}" not in shown  # its own answer: never
+        assert all(f"HELD-OUT-{trajectory}-{j}" in shown for j in range(k))  # the answers before it: yes

@@ -57,7 +57,7 @@ def _validate(config: Path) -> subprocess.CompletedProcess[str]:
 def test_dagster_definitions_validate_cli_loads_one_location_per_demo_study() -> None:
     out = _validate(REPO / "depsim.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
-    for location in ("depsim", "xstest", "marshmallow_agentic"):
+    for location in ("depsim", "xstest", "marshmallow_agentic", "calculator_constructed"):
         assert f"Validation successful for code location {location}." in out.stdout + out.stderr
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from depsim_assets.core.awareness_config import AwarenessConfig, RealismConfig
+from depsim_assets.core.discovery.config import DiscoveryConfig
 from depsim_assets.core.config_base import Strict
 from depsim_assets.core.forecast_config import ForecastConfig, PostReleaseConfig
 from depsim_assets.core.rollout_plan import StagedRolloutConfig
@@ -155,6 +156,7 @@ class RecordedSource(Strict):
     id_column: str = "id"
     id_type: IdType = "typed"
     completion_column: str = "completion"
+    tool_calls_column: str | None = Field(None, description="optional: the completion's tool calls, OpenAI's JSON list of calls")
     id_prefix: str = Field("", description="stripped from ids before joining (XSTest: `v2-`)")
 
     @model_validator(mode="after")
@@ -292,6 +294,7 @@ class StudyConfig(Strict):
     staged_rollout: StagedRolloutConfig | None = None
     awareness: AwarenessConfig | None = None
     realism: RealismConfig | None = None
+    discovery: DiscoveryConfig | None = None
 
     @field_validator("sources")
     @classmethod

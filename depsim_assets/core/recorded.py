@@ -16,14 +16,28 @@ def read_recorded(src: RecordedSource, base: Path) -> pl.DataFrame:
     """(record_id, completion) from a JSONL, CSV or Parquet file; ids keep the dataset's own form
     minus `id_prefix` (XSTest's `v2-17` -> `17`)."""
     path = src.path if Path(src.path).is_absolute() else base / src.path  # type: ignore[arg-type]
-    rows = [
-        (normalize_id(obj.get(src.id_column), src.id_type), obj.get(src.completion_column))
-        for _, _, obj in iter_records(inspect(Path(path)))
-        if isinstance(obj, dict) and obj.get(src.id_column) is not None
-    ]
-    frame = pl.DataFrame(rows, schema={src.id_column: pl.String, src.completion_column: pl.String}, orient="row")
-    frame = frame.rename({src.id_column: "record_id", src.completion_column: "completion"})
+    rows = []
+    for _, _, obj in iter_records(inspect(Path(path))):
+        if not isinstance(obj, dict) or obj.get(src.id_column) is None:
+            continue
+        record_id = normalize_id(obj.get(src.id_column), src.id_type)
+        try:
+            calls = _calls(obj.get(src.tool_calls_column)) if src.tool_calls_column else None
+        except (orjson.JSONDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: record {record_id}: column {src.tool_calls_column} is not a JSON list of tool calls ({e})") from None
+        rows.append((record_id, obj.get(src.completion_column), calls))
+    frame = pl.DataFrame(rows, schema={"record_id": pl.String, "completion": pl.String, "tool_calls": pl.String}, orient="row")
     return frame.with_columns(pl.col("record_id").str.strip_prefix(src.id_prefix)).unique("record_id", keep="first")
+
+
+def _calls(value: object) -> str | None:
+    """Tool calls as the JSON text the live path stores: a list kept as is, a string (CSV cell) parsed first."""
+    if value is None or value == "":
+        return None
+    calls = orjson.loads(value) if isinstance(value, str) else value
+    if not isinstance(calls, list):
+        raise ValueError(f"recorded tool calls must be a JSON list of calls, got {type(calls).__name__}")
+    return orjson.dumps(calls).decode()
 
 
 def recorded_completions(prefixes: pl.DataFrame, src: RecordedSource, base: Path) -> pl.DataFrame:
@@ -31,6 +45,7 @@ def recorded_completions(prefixes: pl.DataFrame, src: RecordedSource, base: Path
     if src.reference_variant is not None:
         found = prefixes.select(
             "prefix_id",
+            tool_calls=pl.lit(None, pl.String),
             completion=pl.col("reference_responses").list.eval(
                 pl.element().filter(pl.element().struct.field("variant") == src.reference_variant).struct.field("content")
             ).list.first(),
@@ -41,7 +56,7 @@ def recorded_completions(prefixes: pl.DataFrame, src: RecordedSource, base: Path
         found = (
             prefixes.select("prefix_id", "conversation_id")
             .join(records.with_columns(has_record=pl.lit(True)), left_on="conversation_id", right_on="record_id", how="left")
-            .select("prefix_id", "completion", pl.col("has_record").fill_null(False))
+            .select("prefix_id", "completion", "tool_calls", pl.col("has_record").fill_null(False))
         )
     return found.with_columns(
         status=pl.when(pl.col("has_record") & pl.col("completion").is_not_null()).then(pl.lit("ok")).otherwise(pl.lit("failed")),

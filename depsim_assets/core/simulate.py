@@ -81,7 +81,8 @@ def recorded_frame(prefixes: pl.DataFrame, recorded: pl.DataFrame, model: str) -
         "prefix_id", "conversation_id", sample_index=pl.lit(0, pl.Int64), snapshot_id="snapshot_id",
         request_key=pl.lit(None, pl.String), model=pl.lit(model), backend=pl.lit("recorded"), status="status",
         failure_reason="failure_reason", attempts=pl.lit(0, pl.Int64), response_text="completion",
-        tool_calls=pl.lit(None, pl.String), reasoning=pl.lit(None, pl.String), finish_reason=pl.lit(None, pl.String),
+        tool_calls=pl.col("tool_calls") if "tool_calls" in recorded.columns else pl.lit(None, pl.String),
+        reasoning=pl.lit(None, pl.String), finish_reason=pl.lit(None, pl.String),
         prompt_tokens=pl.lit(None, pl.Int64), completion_tokens=pl.lit(None, pl.Int64), latency_ms=pl.lit(None, pl.Float64),
         cost_usd=pl.lit(None, pl.Float64), served_from_store=pl.lit(True),
     )

@@ -39,6 +39,10 @@ SCHEMA = pl.Schema(
 MAX_SEGMENTS = 8  # past this, a merge also rewrites the segments into one
 
 
+class StoreBusyError(RuntimeError):
+    """Another process is writing to the store and the operation needs it quiet."""
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
@@ -177,6 +181,33 @@ class Store:
         tmp = self.segments / f".{name}.tmp"
         frame.write_parquet(tmp)
         os.replace(tmp, self.segments / name)
+
+    def forget(self, prefix_ids: Collection[str]) -> int:
+        """Remove every stored call of these prefixes (consent withdrawn); returns the rows removed. Refuses while
+        another writer's journal is open: its rows could not be rewritten, and would survive the withdrawal."""
+        wanted = pl.Series("prefix_id", list(prefix_ids), dtype=pl.String).implode()
+        with file_lock(self.lock_path):
+            for path in sorted(self.journals.glob("*.jsonl")):
+                if path == self.journal:
+                    continue
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    if not try_lock(fd):
+                        raise StoreBusyError(f"a run is writing to the completion store ({self.path}): withdraw when it has finished")
+                finally:
+                    os.close(fd)
+        self.flush()  # every journal, this writer's included, is merged into segments now
+        removed = 0
+        with file_lock(self.lock_path):
+            for path in sorted(self.segments.glob("*.parquet")):
+                frame = pl.read_parquet(path)
+                kept = frame.filter(~pl.col("prefix_id").is_in(wanted).fill_null(False))
+                if len(kept) < len(frame):
+                    removed += len(frame) - len(kept)
+                    if len(kept):
+                        self._write_segment(kept)
+                    path.unlink()
+        return removed
 
     # -- reading -------------------------------------------------------------------------------
     def _frame(self, keys: pl.Series | None) -> pl.DataFrame:

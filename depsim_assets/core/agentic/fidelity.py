@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
+from types import SimpleNamespace
+from typing import Any, Callable
 
 import polars as pl
 
 from depsim_assets.core.agentic.overlay import Snapshot
 from depsim_assets.core.agentic.recorded_calls import RecordedCalls, RecordedLayer
-from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer, ToolRequest
+from depsim_assets.core.agentic.simulator import Session, Simulator, SnapshotLayer, ToolRequest, ToolResponse
 from depsim_assets.core.agentic.trajectory import Trajectory
 
 READ_VERBS = {"ls", "cat", "head", "tail", "find", "grep", "open", "goto", "scroll_up", "scroll_down", "find_file",
@@ -36,12 +37,22 @@ def normalise(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text.replace("\r\n", "\n")).strip()
 
 
-def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | None) -> list[dict]:
+def _ask_tool_model(tool_model: Any, trajectory: Trajectory, k: int, index: int, request: ToolRequest, session: Session) -> ToolResponse:
+    """The `llm` layer on a held-out call: the tool model sees the trajectory up to the call (never its answer or
+    anything after it), the files the command names in the replay's current state, and nothing else."""
+    prefix = SimpleNamespace(prefix_id=f"{trajectory.id}:{k}", repo=trajectory.repo, interface=trajectory.interface,
+                             messages=trajectory.messages[:index], reference=())
+    return tool_model.answer([(SimpleNamespace(prefix=prefix, session=session, tools=[]), request)])[0]
+
+
+def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | None, tool_model: Any = None) -> list[dict]:
     rows = []
     with Session(trajectory.repo, trajectory.interface, snapshot) as session:
-        for k, (_, call, recorded) in enumerate(trajectory.calls()):
+        for k, (index, call, recorded) in enumerate(trajectory.calls()):
             request = ToolRequest.of(call)
             response = simulator.answer(request, session)
+            if response.provenance == "unanswered" and tool_model is not None:
+                response = _ask_tool_model(tool_model, trajectory, k, index, request, session)
             answered = response.provenance != "unanswered"
             rows.append({
                 "trajectory": trajectory.id, "call": k, "verb": request.verb, "call_class": call_class(request),
@@ -56,13 +67,15 @@ def replay(trajectory: Trajectory, simulator: Simulator, snapshot: Snapshot | No
 
 
 def leave_one_out(trajectories: list[Trajectory], snapshot_for: Callable[[Trajectory], Snapshot | None],
-                  recorded: bool) -> pl.DataFrame:
+                  recorded: bool, tool_model: Any = None) -> pl.DataFrame:
+    """Each trajectory replayed through the layers built without it; with `tool_model` (a `ToolModel`), calls the
+    deterministic layers leave unanswered go to it, as in a rollout."""
     rows = []
     for held in trajectories:
         layers: list = [SnapshotLayer()]
         if recorded:
             layers.insert(0, RecordedLayer(RecordedCalls.build([t for t in trajectories if t.id != held.id])))
-        rows += replay(held, Simulator(layers), snapshot_for(held))
+        rows += replay(held, Simulator(layers), snapshot_for(held), tool_model)
     return pl.DataFrame(rows)
 
 

@@ -52,13 +52,22 @@ def _letters(hex_digest: str, n: int = 24) -> str:
     return "".join(chr(ord("a") + int(hex_digest[2 * i : 2 * i + 2], 16) % 26) for i in range(n))
 
 
+def conversation_hash(key: bytes, source_id: str) -> str:
+    """The pseudonymous id of a traffic conversation (or pair) id."""
+    return "c-" + _letters(hmac_hex(key, "conversation", source_id))
+
+
+def user_hash(key: bytes, user: str) -> str:
+    return hmac_hex(key, "user", user)[:24]
+
+
 def pseudonymous_ids(conversations: pl.DataFrame, key: bytes) -> pl.DataFrame:
     """Traffic conversation ids (and pair ids) as keyed hashes: a source's own ids can carry a person (an
     e-mail as a session id). Eval-set ids stay the dataset's own: recorded completions join on them."""
     def hashed(column: str) -> pl.Series:
         values = conversations[column].to_list()
         kinds = conversations["kind"].to_list()
-        return pl.Series(column, [v if v is None or k == "eval_set" else "c-" + _letters(hmac_hex(key, "conversation", v))
+        return pl.Series(column, [v if v is None or k == "eval_set" else conversation_hash(key, v)
                                   for v, k in zip(values, kinds, strict=True)], dtype=pl.String)
 
     return pl.DataFrame([hashed("conversation_id"), hashed("pair_id")])
@@ -66,7 +75,7 @@ def pseudonymous_ids(conversations: pl.DataFrame, key: bytes) -> pl.DataFrame:
 
 def _user_map(users: pl.Series, key: bytes) -> dict[str, str]:
     """User ids become keyed hashes; one HMAC per distinct user, not per row."""
-    return {u: hmac_hex(key, "user", u)[:24] for u in users.drop_nulls().unique().to_list()}
+    return {u: user_hash(key, u) for u in users.drop_nulls().unique().to_list()}
 
 
 def _mask(value: str) -> str:
