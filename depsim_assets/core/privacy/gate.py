@@ -8,6 +8,7 @@ If it finds anything, the de-identification asset raises before it returns, so n
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import polars as pl
@@ -53,7 +54,9 @@ def _digit_findings(runs: pl.Series) -> list[Finding]:
     digits = runs.str.replace_all(r"[^0-9]", "")
     out: list[Finding] = []
     is_card_len = digits.str.len_chars().is_between(13, 19) & ~digits.str.starts_with("9")
-    cards = runs.filter(is_card_len & luhn_valid(runs) & ~digits.is_in(list(TEST_CARDS)))
+    # Cards are written whole or in groups of 4 (Amex 4-6-5); an order number's 3-7-7 groups are not a card.
+    grouped = runs.str.contains(r"^\d+$") | runs.str.contains(r"^\d{4}(?:[ .-]\d{4}){2,3}(?:[ .-]\d{1,4})?$") | runs.str.contains(r"^\d{4}[ -]\d{6}[ -]\d{5}$")
+    cards = runs.filter(is_card_len & grouped & luhn_valid(runs) & ~digits.is_in(list(TEST_CARDS)))
     out += [Finding("CREDIT_CARD", v) for v in cards.to_list()]
     ssn = runs.filter(runs.str.contains(r"^\d{3}-\d{2}-\d{4}$") & ~runs.str.contains(r"^(?:000|666|9)"))
     out += [Finding("US_SSN", v) for v in ssn.to_list()]
@@ -103,8 +106,8 @@ def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
     for ip in ips.to_list():
         octets = ip.split(".")
         if all(o.isdigit() and int(o) <= 255 for o in octets) and not ip.startswith(DOC_NETS_V4) and not all(len(o) == 1 for o in octets):
-            if not ip.startswith(("10.", "127.", "0.")):  # private/loopback ranges identify no one
-                findings.append(Finding("IP_ADDRESS", ip))
+            if not ipaddress.ip_address(".".join(str(int(o)) for o in octets)).is_private and not ip.startswith("0."):
+                findings.append(Finding("IP_ADDRESS", ip))  # private and loopback ranges identify no one
     ibans = texts.str.extract_all(_IBAN).explode().drop_nulls().unique()
     findings += _iban_findings(ibans)
     return findings

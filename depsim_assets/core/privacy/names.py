@@ -16,9 +16,37 @@ from importlib.resources import files
 # a capital outside ASCII (Š, Ö, Á) starts a word wherever it stands.
 _WORD = r"(?:(?-u:\b)[A-Z]|[\p{Lu}--A-Z])[\p{L}'’-]*"
 PARTICLES = ("de", "da", "del", "der", "den", "van", "von", "di", "la", "le", "du", "bin", "al", "el", "dos", "das", "ten", "ter", "st.")
+# Context that makes a capitalized run a place or a group, not a person. Before it: words that introduce a place
+# ("in Crailsheim", "near Sofia"; not "to" or "from", which introduce people as often: "assistant to Alvir
+# Pušaver", "verses from Faina Yefremova"). After it: a noun that makes the run an adjective ("Togolese people",
+# "Tuvaluan novel", "Andalusia wine").
+# Two-word openers that introduce only a place ("moved to Crailsheim", "population of Tharangambadi"): "to" and
+# "of" alone introduce people too.
+PLACE_PHRASES = tuple(f"{verb} {prep}" for verb, preps in (
+    ("moved", "to from"), ("move", "to"), ("moving", "to from"), ("flight", "to from"), ("flights", "to from"), ("fly", "to from"),
+    ("flying", "to from"), ("flew", "to from"), ("train", "to from"), ("bus", "to from"), ("travel", "to"), ("traveling", "to"),
+    ("travelling", "to"), ("trip", "to"), ("drive", "to from"), ("driving", "to from"), ("relocate", "to"), ("relocating", "to"),
+    ("population", "of"), ("capital", "of"), ("city", "of"), ("town", "of"), ("village", "of"), ("province", "of"), ("region", "of"),
+    ("state", "of"), ("county", "of"), ("north", "of"), ("south", "of"), ("east", "of"), ("west", "of"), ("outskirts", "of"),
+    ("suburbs", "of"), ("mayor", "of"), ("map", "of"), ("weather", "in")) for prep in preps.split())
+PLACE_BEFORE = ("in", "near", "around", "across", "through", "throughout", "outside", "inside", "within", "via", "visit",
+                       "visiting", "visited", "towards", "toward", "into")
+# Only nouns that follow a group or a place, not a person's name: "the Jensen novel", "Smith family", "John Smith
+# team" are why novel, family and team are not here (novel cost 11 held-out names when tried).
+GROUP_AFTER = tuple(
+    "people folks citizens nationals immigrants refugees food foods cuisine dishes recipes culture language languages "
+    "government army military politics embassy passport economy wine wines cheese beer dialect "
+    "accent currency border troops holidays customs traditions".split())
+# After these, a word that is both a listed name and a common word is the word ("the President", "the South").
+DETERMINERS = ("the", "a", "an", "this", "that", "these", "those")
 # A run of capitalized words, initials ("N.") and name particles.
-# An optional lowercase word end (or comma) and a space before the run marks it as mid-sentence.
-CAPITALIZED = r"(?:[\p{Ll},;][ ])?" + _WORD + r"(?:[ ](?:\p{Lu}\.|" + _WORD + r"|(?:" + "|".join(re.escape(p) for p in PARTICLES) + r")(?-u:\b))){0,3}:?"
+# An optional lowercase word end (or comma) and a space before the run marks it as mid-sentence; a place word
+# before it, or a group noun after it, is captured whole.
+# The context is any one or two lowercase words (an alternation of the place words cost 25% of the rule's time);
+# `_context` reads them.
+CAPITALIZED = (r"(?:(?-u:\b)\p{Ll}{1,20}[ ](?:\p{Ll}{1,20}[ ])?|[,;][ ])?" + _WORD
+               + r"(?:[ ](?:\p{Lu}\.|" + _WORD + r"|(?:" + "|".join(re.escape(p) for p in PARTICLES) + r")(?-u:\b))){0,3}:?"
+               + r"(?:[ ](?:" + "|".join(GROUP_AFTER) + r")(?-u:\b))?")
 INTERJECTIONS = frozenset("hmm hmmm yeah yep yup nope nah okay lol haha wow oops ugh umm hiya thx pls".split())
 CUES = (
     "my name is", "name is", "names are", "name:", "named", "called", "call me", "i am", "i'm", "this is",
@@ -39,8 +67,13 @@ SENTENCE_WORDS = frozenset(
     "please thanks thank sorry sure well also just very really can could would should will shall may might must "
     "do does did is are was were be been am have has had let lets here there today tomorrow yesterday "
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july august "
-    "september october november december mr mrs ms dr prof sir madam st".split()
+    "september october november december mr mrs ms dr prof sir madam st "
+    "human assistant user bot".split()  # transcript speaker labels ("Human: ...") are roles, not names
 )
+
+
+# Endings of demonyms and nationalities that names rarely have ("-ian" has: Kardashian, Petrosian).
+DEMONYM_ENDINGS = ("ese", "ean", "ish")
 
 
 def _load(name: str) -> frozenset[str]:
@@ -70,7 +103,7 @@ def public_terms() -> frozenset[str]:
     cities = frozenset(t for t in _load("cities.txt") if t not in first and t not in last)
     # Planets by the cities' rule: "business on Saturn" is a place, but Venus and Mars stay possible names.
     planets = frozenset(t for t in _load("celestial.txt") if t not in first and t not in last)
-    return groups | countries | cities | planets
+    return groups | countries | cities | planets | public_words()
 
 
 # An inner capital marks a product (YouTube) except after a surname prefix (McClane, DeAndre, LaToya).
@@ -100,6 +133,8 @@ def token_kind(tok: str) -> str:
     common = t in words or (t.endswith("s") and t[:-1] in words)
     if listed:
         return "ambiguous" if common else "name"
+    if not common and t.endswith(DEMONYM_ENDINGS) and len(t) > 5:
+        return "public"  # Gabonese, Chilean, Kurdish: adjectives of origin, not names (listed names were taken above)
     return "word" if common else "unknown"
 
 
@@ -145,16 +180,79 @@ def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
     return None
 
 
+def _lines(name: str) -> frozenset[str]:
+    text = (files("depsim_assets.core.privacy") / "data" / name).read_text()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+@cache
+def public_phrases() -> frozenset[str]:
+    """Places, public figures and organisations of two or more words ("san juan", "donald trump", "fox news"): a
+    run that is one of them is never a name."""
+    return frozenset(p for p in _lines("places_multiword.txt") | _lines("public_figures.txt") | _lines("organisations.txt") if " " in p)
+
+
+@cache
+def public_words() -> frozenset[str]:
+    """Single-word public figures and organisations (Hitler, Facebook), except listed first names (Moses, Alexa):
+    a first name alone stays a possible person, as with places."""
+    first, _, _ = lexicon()
+    return frozenset(w for w in _lines("public_figures.txt") | _lines("organisations.txt") if " " not in w and w not in first)
+
+
+@cache
+def places() -> frozenset[str]:
+    """Every country, US state and city of the gazetteers, given names included (Houston, Sofia): after a strong
+    place word ("in Sofia") they are places."""
+    return _load("countries.txt") | _load("cities.txt") | _load("celestial.txt")
+
+
+def _context(value: str) -> tuple[str, str, int]:
+    """(body, context, offset of the body in value). Context: "place" after a place word or phrase, "determiner"
+    after "the"/"a"/..., "mid" after any other lowercase word or a comma, "" at the start of a sentence."""
+    if value[:2] in (", ", "; "):
+        return value[2:], "mid", 2
+    words = value.split(" ", 2)
+    lower: list[str] = []
+    for w in words[:-1]:  # the regex's context: at most two leading lowercase words
+        if not w[:1].islower():
+            break
+        lower.append(w)
+    if not lower:
+        return value, "", 0
+    offset = sum(len(w) + 1 for w in lower)
+    last = lower[-1]
+    if " ".join(lower) in PLACE_PHRASES or last in PLACE_BEFORE:
+        return value[offset:], "place", offset
+    return value[offset:], "determiner" if last in DETERMINERS else "mid", offset
+
+
+def _is_place(tokens: list[str]) -> bool:
+    """After a place word: words no name list has, group words and gazetteer places ("in Tegucigalpa", "near
+    Houston"); a listed name that is no gazetteer place ("in Faina") stays a name."""
+    return all(k in ("unknown", "public", "word") or _strip(t) in places() for t, k in zip(tokens, map(token_kind, tokens), strict=True))
+
+
 def resolve_capitalized(value: str) -> tuple[int, int] | None:
     """Character span of the name inside a capitalized run, or None.
 
     Mid-sentence (the run follows a lowercase word), a single capitalized token that is a listed name
-    (even an ambiguous one: "him Frank") or is no English word ("early Yefremova") is taken as a name.
+    (even an ambiguous one: "him Frank") or is no English word ("early Yefremova") is taken as a name. A run a
+    place word introduces can be a place; a run a group noun follows is an adjective (see `CAPITALIZED`); a
+
     """
-    mid = len(value) > 2 and value[1] == " " and not value[0].isupper()
-    speaker = value.endswith(":")  # "John: You saved my life!" - a transcript's speaker label
-    body = (value[2:] if mid else value).rstrip(":")
+    tail = value.rsplit(" ", 1)
+    if len(tail) == 2 and tail[1] in GROUP_AFTER:
+        return None  # "Togolese people", "Grenadian novel": the run describes a group or a thing
+    body, context, offset = _context(value)
+    mid = bool(context)
+    speaker = body.endswith(":")  # "John: You saved my life!" - a transcript's speaker label
+    body = body.rstrip(":")
     tokens = body.split(" ")
+    if context == "determiner" and len(tokens) == 1 and token_kind(tokens[0]) == "ambiguous":
+        return None  # "the President", "the South", "a Rose": the common word
+    if (context == "place" and _is_place(tokens)) or " ".join(_strip(t) for t in tokens) in public_phrases():
+        return None
     span = name_span(tokens, cued=False)
     if span is None and len(tokens) == 1 and len(_strip(tokens[0])) >= 3:
         kind = token_kind(tokens[0])
@@ -163,7 +261,7 @@ def resolve_capitalized(value: str) -> tuple[int, int] | None:
         elif kind == "unknown" and (mid or speaker or len(_strip(tokens[0])) >= 4) and _strip(tokens[0]) not in INTERJECTIONS:
             span = (0, 1)
     sp = _char_span(tokens, span)
-    return (sp[0] + (2 if mid else 0), sp[1] + (2 if mid else 0)) if sp else None
+    return (sp[0] + offset, sp[1] + offset) if sp else None
 
 
 def resolve_cued(value: str) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-FILTER_VERSION = "depsim-privacy-3"
+FILTER_VERSION = "depsim-privacy-4"
 
 # Reserved, cannot-be-real surrogate material: the checks allow-list exactly these.
 SURROGATE_DOMAINS = ("example.com", "example.net", "example.org")
@@ -120,9 +120,11 @@ def phone_valid_one(value: str) -> bool:
 
 def ip_valid_one(value: str) -> bool:
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         return False
+    if address.version == 4 and private_ip_one(value):
+        return False  # 192.168.1.10 is a router in every home; an IPv6 link-local address can embed a MAC: replaced
     # 1.2.3.4-shaped values are version numbers far more often than hosts (and 8.8.8.8-style
     # single-digit hosts are public resolvers, not personal data).
     return not all(len(octet) == 1 for octet in value.split(".")) if "." in value else True
@@ -138,6 +140,22 @@ def entropy_ok_one(value: str) -> bool:
     h = -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
     classes = sum(any(f(c) for c in value) for f in (str.islower, str.isupper, str.isdigit)) + any(not c.isalnum() for c in value)
     return h >= 3.0 and classes >= 2
+
+
+def isbn_valid_one(value: str) -> bool:
+    return _isbn_valid(value, "".join(c for c in value if c.isdigit()))
+
+
+def private_ip_one(value: str) -> bool:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+def _keep(h: str, value: str) -> str:
+    return value
 
 
 def _per_value(fn: Callable[[str], bool]) -> Callable[[pl.Series], pl.Series]:
@@ -227,6 +245,9 @@ class Rule:
     surrogate: Callable[[str, str], str]
     prefilter: str | None = None  # cheap regex that every match must contain
     validate: Callable[[pl.Series], pl.Series] | None = None
+    # A look-alike that must survive: a valid match is fenced as it is, so no later rule takes it for an identifier.
+    keep: bool = False
+    literals: tuple[str, ...] = ()  # case-insensitive literal prefilter (Aho-Corasick), instead of `prefilter`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", ascii_classes(self.pattern))
@@ -241,7 +262,35 @@ _DATE = (r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{4}|\d{2})
 _B = r"(?P<lead>^|[^\w./@\-\x{E002}$€£¥])"
 # Cards also not after "+": "+44 20 7946 0321" is a phone number even when its digits pass Luhn.
 _B_NOT_AFTER_PLUS = r"(?P<lead>^|[^\w./@+\-\x{E002}$€£¥])"
+# Numbers that look like phones or cards but are not personal: kept before any identifier rule runs.
+_REFERENCE_CUE = (r"(?i)(?P<lead>\b(?:tracking|order|invoice|confirmation|reference|ref|booking|reservation|ticket|shipment|parcel|"
+                  r"package|waybill|airway bill|po|isbn(?:-1[03])?)\b(?:[ ]?(?:number|no\.?|num|id|code|#))?[ ]?[:#]?[ ]?)")
+_LOOKALIKE_SHAPES = (r"\d{3}-\d{7}-\d{7}"  # an Amazon order number
+                     r"|1Z[0-9A-Z]{16}"  # a UPS tracking number
+                     r"|97[89](?:-?\d){10}"  # an ISBN-13 (validated)
+                     r"|(?:10|127|172|192|169)(?:\.\d{1,3}){3}")  # a private-range IPv4 address (validated)
+
+
+def lookalike_valid_one(value: str) -> bool:
+    if "." in value:
+        return private_ip_one(value)  # 192.168.1.10 identifies no one; a public address is left to the IP rule
+    if value.startswith("97") and len(value.replace("-", "")) == 13:
+        return isbn_valid_one(value)
+    return True
+
+
+KEEP_RULES: tuple[Rule, ...] = (
+    # One pass for every fixed shape; kept whole so the phone and card rules cannot read them.
+    Rule("keep_lookalike", "KEPT", r"(?P<lead>^|[^\w.])(?P<v>" + _LOOKALIKE_SHAPES + r")\b", _keep, r"\d\.\d|\d{3}|1Z",
+         _per_value(lookalike_valid_one), keep=True),
+    # After "tracking number", "order #", "ISBN": the reference itself (digits and capitals, 8-34 long).
+    Rule("keep_reference", "KEPT", _REFERENCE_CUE + r"(?P<v>[0-9][0-9A-Z-]{6,33}[0-9A-Z]|[A-Z]{1,4}-?[0-9][0-9A-Z-]{6,30}[0-9A-Z])\b", _keep,
+         literals=("tracking", "order ", "order#", "order:", "order no", "invoice", "confirmation", "reference", "ref ", "ref#", "ref:",
+                   "ref.", "booking", "reservation", "ticket", "shipment", "parcel", "package", "waybill", "airway bill", "po ",
+                   "po#", "po:", "isbn"), keep=True),
+)
 RULES: tuple[Rule, ...] = (
+    *KEEP_RULES,
     Rule("private_key", "SECRET", r"(?s)(?P<v>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)", surrogate_secret, "-----BEGIN"),
     Rule("jwt", "SECRET", r"(?P<v>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})", surrogate_secret, "eyJ"),
     Rule("api_key", "SECRET",

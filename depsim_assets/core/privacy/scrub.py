@@ -115,6 +115,8 @@ class Scrubber:
                     hit.append(True)
             return out, hit
         valid = rule.validate(values) if rule.validate else pl.Series([True] * len(values))
+        if rule.keep:
+            return [f"{PROTECT_OPEN}{v}{PROTECT_CLOSE}" if ok else v for v, ok in zip(values.to_list(), valid.to_list())], valid.to_list()
         valid = (valid & ~is_surrogate(values)).to_list()
         out = [f"{PROTECT_OPEN}{self._surrogate(rule, v)}{PROTECT_CLOSE}" if ok else v for v, ok in zip(values.to_list(), valid)]
         return out, valid
@@ -152,7 +154,7 @@ class Scrubber:
         return out, counts.group_by("group", "rule", "entity").agg(pl.col("count").sum()).sort("group", "rule")
 
     def _apply(self, rule: Rule | NameRule, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        if isinstance(rule, NameRule) and rule.literals:
+        if rule.literals:
             maybe = pl.col("text").str.contains_any(list(rule.literals), ascii_case_insensitive=True)
         else:
             maybe = pl.col("text").str.contains(rule.prefilter) if rule.prefilter else pl.lit(True)
@@ -181,6 +183,8 @@ class Scrubber:
         swap = mapping.filter("identified")
         text = pl.col("text").str.replace_many(swap["c"].to_list(), swap["r"].to_list()) if len(swap) else pl.col("text")
         wrapped = wrapped.with_columns(text.str.replace_all(f"[{OPEN}{CLOSE}]", ""))
+        if isinstance(rule, Rule) and rule.keep:  # kept look-alikes are not replacements
+            return (frame.filter(~maybe).vstack(wrapped.select(frame.columns)) if len(hit) < len(frame) else wrapped.select(frame.columns)), empty
         counts = (
             found.join(swap, on="c")
             .group_by("group")
