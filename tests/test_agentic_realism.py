@@ -8,7 +8,6 @@ from pathlib import Path
 
 import dagster as dg
 import orjson
-import polars as pl
 import pytest
 
 from depsim_assets.core.agentic.continuation import consistency_failures
