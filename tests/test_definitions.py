@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO
 
-STAGES = {"traffic", "simulation", "grading", "forecasting", "post_release", "staged_rollout", "realism"}
+STAGES = {"traffic", "simulation", "grading", "forecasting", "post_release", "staged_rollout", "realism", "discovery"}
 
 
 def test_definitions_bind_the_study_releases_and_declare_cross_release_reads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -165,7 +165,8 @@ def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
         return name_span(tokens[start:cut], cued) if cut > start else None
     strong = sum(k == "name" for k in core)
     unknown = sum(k == "unknown" for k in core)
-    capitalized = all(t[:1].isupper() for t in tokens[start:end])
+    # Particles are lowercase in names ("Maika van de Noort", "Dyan van Gijn"): they do not make a run uncapitalized.
+    capitalized = all(t[:1].isupper() for t, k in zip(tokens[start:end], core, strict=True) if k != "particle")
     if strong and (capitalized or cued):
         return start, end
     if capitalized and unknown >= 2 and (end - start) >= 2:
@@ -208,7 +209,7 @@ def places() -> frozenset[str]:
 
 
 def _context(value: str) -> tuple[str, str, int]:
-    """(body, context, offset of the body in value). Context: "place" after a place word or phrase, "determiner"
+    """(body, context, offset of the body in value). Context: "phrase" after a place phrase, "place" after a place word, "determiner"
     after "the"/"a"/..., "mid" after any other lowercase word or a comma, "" at the start of a sentence."""
     if value[:2] in (", ", "; "):
         return value[2:], "mid", 2
@@ -222,7 +223,9 @@ def _context(value: str) -> tuple[str, str, int]:
         return value, "", 0
     offset = sum(len(w) + 1 for w in lower)
     last = lower[-1]
-    if " ".join(lower) in PLACE_PHRASES or last in PLACE_BEFORE:
+    if " ".join(lower) in PLACE_PHRASES:
+        return value[offset:], "phrase", offset
+    if last in PLACE_BEFORE:
         return value[offset:], "place", offset
     return value[offset:], "determiner" if last in DETERMINERS else "mid", offset
 
@@ -230,7 +233,8 @@ def _context(value: str) -> tuple[str, str, int]:
 def _is_place(tokens: list[str]) -> bool:
     """After a place word: words no name list has, group words and gazetteer places ("in Tegucigalpa", "near
     Houston"); a listed name that is no gazetteer place ("in Faina") stays a name."""
-    return all(k in ("unknown", "public", "word") or _strip(t) in places() for t, k in zip(tokens, map(token_kind, tokens), strict=True))
+    return all(k in ("unknown", "public", "word") or _strip(t) in places() or t in PARTICLES
+               for t, k in zip(tokens, map(token_kind, tokens), strict=True))
 
 
 def resolve_capitalized(value: str) -> tuple[int, int] | None:
@@ -251,8 +255,13 @@ def resolve_capitalized(value: str) -> tuple[int, int] | None:
     tokens = body.split(" ")
     if context == "determiner" and len(tokens) == 1 and token_kind(tokens[0]) == "ambiguous":
         return None  # "the President", "the South", "a Rose": the common word
-    if (context == "place" and _is_place(tokens)) or " ".join(_strip(t) for t in tokens) in public_phrases():
+    words = [_strip(t) for t in tokens]
+    while words and words[0] in SENTENCE_WORDS:  # "The Rio de Janeiro carnival": the phrase without "the"
+        words = words[1:]
+    if (context == "place" and _is_place(tokens)) or " ".join(words) in public_phrases():
         return None
+    if context == "phrase" and (_is_place(tokens) or not all(token_kind(t) in ("name", "ambiguous") for t in tokens if t not in PARTICLES)):
+        return None  # "moved to Callosa de Segura", "population of Santa Rosa": a place phrase outweighs one listed word
     span = name_span(tokens, cued=False)
     if span is None and len(tokens) == 1 and len(_strip(tokens[0])) >= 3:
         kind = token_kind(tokens[0])
@@ -290,6 +299,33 @@ def resolve_cued(value: str) -> tuple[int, int] | None:
         span = name_span(tokens, cued=True)
     sp = _char_span(tokens, span)
     return (sp[0] + rest_start, sp[1] + rest_start) if sp else None
+
+
+# Verbs whose object is a person: after them a lowercase first name that is no English word is a name ("ask ahmed",
+# "met priya shah"); capitalized names there are the capitalized rule's.
+PERSON_VERBS = ("ask", "asked", "told", "texted", "emailed", "messaged", "met", "marry", "married", "dating", "hugged", "kissed",
+                "invited")  # not "tell", "thank", "text", "email": "tell me", "thank you" are in most messages
+LOWER_PATTERN = r"(?-u:\b)(?:" + "|".join(PERSON_VERBS) + r")[ ]+\p{Ll}[\p{Ll}'’-]+(?:[ ]\p{Ll}[\p{Ll}'’-]+)?"
+LOWER_WORDS = tuple(sorted({v + " " for v in PERSON_VERBS}))
+
+
+def resolve_lowercase(value: str) -> tuple[int, int] | None:
+    """Character span of a lowercase name after a person verb: a listed first name that is no common word, no group
+    or place, then optionally a listed surname that is none either."""
+    first, last, words = lexicon()
+    verb, _, rest = value.partition(" ")
+    tokens = rest.strip().split(" ")
+    offset = len(value) - len(rest.lstrip(" "))
+
+    def plain(t: str, names: frozenset[str]) -> bool:
+        s = _strip(t)
+        return s in names and s not in words and s not in public_terms() and s not in SENTENCE_WORDS and len(s) >= 3
+
+    if not plain(tokens[0], first):
+        return None
+    end = 2 if len(tokens) > 1 and (plain(tokens[1], last) or plain(tokens[1], first)) else 1
+    sp = _char_span(tokens, (0, end))
+    return (sp[0] + offset, sp[1] + offset) if sp else None
 
 
 def _char_span(tokens: list[str], span: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -78,6 +78,7 @@ class NameRule:
 NAME_RULES = (
     NameRule("person_cue", r"(?P<v>" + names.CUE_PATTERN + ")", names.resolve_cued, literals=names.CUE_WORDS),
     NameRule("person", r"(?P<v>" + names.CAPITALIZED + ")", names.resolve_capitalized, prefilter=r"\p{Lu}"),
+    NameRule("person_lowercase", r"(?P<v>" + names.LOWER_PATTERN + ")", names.resolve_lowercase, literals=names.LOWER_WORDS),
 )
 ALL_RULES: tuple[Rule | NameRule, ...] = (*RULES, *NAME_RULES)
 
