@@ -6,9 +6,9 @@ import dagster as dg
 import polars as pl
 
 from depsim_assets.core.config import ReleaseConfig, Study
-from depsim_assets.core.discovery.auditor import audit_body, audited_frame
-from depsim_assets.core.discovery.items import audit_candidates, discovery_items
-from depsim_assets.core.discovery.run import discover
+from depsim_assets.core.behaviours.auditor import audit_body, audited_frame
+from depsim_assets.core.behaviours.items import audit_candidates, discovery_items
+from depsim_assets.core.behaviours.run import discover
 from depsim_assets.core.privacy.scrub import study_scrubber
 from depsim_assets.metadata import cluster_plot
 from depsim_assets.metadata import table as table_md

@@ -43,7 +43,7 @@ def main() -> None:
         import polars as pl
 
         from depsim.runner import run_study
-        from depsim_assets.core.discovery.auditor import parse_audit
+        from depsim_assets.core.behaviours.auditor import parse_audit
         from depsim_assets.core.store import Store
 
         data = work / "hh.jsonl"

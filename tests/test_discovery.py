@@ -8,8 +8,8 @@ import random
 
 import polars as pl
 
-from depsim_assets.core.discovery.config import DiscoveryConfig
-from depsim_assets.core.discovery.run import discover
+from depsim_assets.core.discovery_config import DiscoveryConfig
+from depsim_assets.core.behaviours.run import discover
 
 REFUSALS = ["I'm sorry, but I can't help with that request.", "I cannot assist with this request, sorry.",
             "Sorry, I can't help with that. It would not be appropriate.", "I'm unable to help with that request, I'm sorry."]

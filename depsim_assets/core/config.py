@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from depsim_assets.core.awareness_config import AwarenessConfig, RealismConfig
-from depsim_assets.core.discovery.config import DiscoveryConfig
+from depsim_assets.core.discovery_config import DiscoveryConfig
 from depsim_assets.core.config_base import Strict
 from depsim_assets.core.forecast_config import ForecastConfig, PostReleaseConfig
 from depsim_assets.core.rollout_plan import StagedRolloutConfig

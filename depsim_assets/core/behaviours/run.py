@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from depsim_assets.core.discovery.clusters import assign, cluster_table, name_terms
-from depsim_assets.core.discovery.config import DiscoveryConfig
-from depsim_assets.core.discovery.items import bound, discovery_items, paired_conversations
-from depsim_assets.core.discovery.represent import item_text, lsa, tfidf, unit
-from depsim_assets.core.discovery.seeds import SEEDS, Seed
+from depsim_assets.core.behaviours.clusters import assign, cluster_table, name_terms
+from depsim_assets.core.discovery_config import DiscoveryConfig
+from depsim_assets.core.behaviours.items import bound, discovery_items, paired_conversations
+from depsim_assets.core.behaviours.represent import item_text, lsa, tfidf, unit
+from depsim_assets.core.behaviours.seeds import SEEDS, Seed
 
 # texts -> (vectors, None) or (None, failure reason)
 Embed = Callable[[list[str]], tuple[list[list[float]] | None, str | None]]
@@ -37,6 +37,8 @@ def discover(completions: pl.DataFrame, labels: pl.DataFrame, candidate: str, in
     completions = completions.filter(pl.col("release").is_in(releases))
     population = paired_conversations(completions, releases)
     items = discovery_items(completions, labels.filter(pl.col("release").is_in(releases)), audited, seeds)
+    # Clusters must not depend on the order rows arrive in (a sharded release gathers its shards in any order).
+    items = items.sort("release", "prefix_id", "sample_index")
     items = items.filter(pl.col("conversation_id").is_in(population.implode()))
     items, population = bound(items, population, cfg.max_items, cfg.seed)
     subsampled = len(population) < len(paired_conversations(completions, releases))

@@ -1,4 +1,4 @@
-"""The `discovery:` section of the study config (behaviour discovery, `core/discovery/`)."""
+"""The `discovery:` section of the study config (behaviour discovery, `core/behaviours/`)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from depsim_assets.core.discovery.seeds import SEEDS, Seed, seed_of
+from depsim_assets.core.behaviours.seeds import SEEDS, Seed, seed_of
 from depsim_assets.core.prefixes import sha256_hex
 
 COMPLETION_COLUMNS = ["release", "prefix_id", "conversation_id", "sample_index", "response_text", "tool_calls"]

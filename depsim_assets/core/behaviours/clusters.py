@@ -18,7 +18,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics.pairwise import cosine_distances
 
-from depsim_assets.core.discovery.items import seeded_order
+from depsim_assets.core.behaviours.items import seeded_order
 from depsim_assets.core.paired import paired_comparison
 from depsim_assets.core.stats import benjamini_hochberg
 
@@ -92,7 +92,7 @@ def cluster_table(items: pl.DataFrame, population: pl.Series, candidate: str, in
             cand_set, inc_set = set(cand.to_list()), set(inc.to_list())
             result = paired_comparison(np.array([c in inc_set for c in pop]), np.array([c in cand_set for c in pop]), alpha=alpha)
             row |= {"rate_ratio": result.ratio, "ratio_lo": result.ratio_lo, "ratio_hi": result.ratio_hi, "p_value": result.p_value}
-        cats = members["categories"].explode().drop_nulls().value_counts(sort=True).head(3)
+        cats = members["categories"].explode().drop_nulls().value_counts().sort(["count", "categories"], descending=[True, False]).head(3)
         row["categories"] = ", ".join(f"{c} ({n})" for c, n in cats.iter_rows())
         row["examples"] = _examples(members, candidate, examples, scrub, seed)
         rows.append(row)
@@ -111,7 +111,8 @@ def cluster_table(items: pl.DataFrame, population: pl.Series, candidate: str, in
         table = table.with_columns(p_adjusted_bh=pl.lit(None, pl.Float64), change=pl.lit(None, pl.String))
     # Appeared or grew first, most certain growth (highest lower bound) first; then by size.
     surfaced = pl.col("change").is_in(["appeared", "grew"]).fill_null(False)
-    table = table.sort([surfaced, pl.col("ratio_lo").fill_null(-math.inf), pl.col("conversations")], descending=[True, True, True])
+    table = table.sort([surfaced, pl.col("ratio_lo").fill_null(-math.inf), pl.col("conversations"), pl.col("cluster_id")],
+                       descending=[True, True, True, False])
     return table, hidden
 
 

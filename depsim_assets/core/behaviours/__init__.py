@@ -1,0 +1,1 @@
+"""Behaviour discovery: clusters of completions no taxonomy category describes (items, seeds, represent, clusters, run)."""

@@ -1,1 +1,0 @@
-"""Behaviour discovery: clusters of completions no taxonomy category describes (see items, seeds, represent, clusters)."""
