@@ -127,6 +127,8 @@ def test_celery_backfill_over_release_shards_matches_the_in_process_run(tmp_path
             _materialize(["grader_calibration"])
             for release in RELEASES:  # in chain order: the candidate's comparison reads its incumbent's forecasts
                 _materialize(["rate_forecasts", "observed_production_rates", "release_comparison"], release)
+            for release in RELEASES:  # discovery on gathered shards must cluster as on the unsharded tables
+                _materialize(["behaviour_discovery"], release)
             _materialize(["forecast_scorecard"])
             with dg.DagsterInstance.get() as instance:
                 shard_runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill}))
