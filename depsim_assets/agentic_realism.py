@@ -6,13 +6,13 @@ import polars as pl
 
 from depsim_assets.core.agentic.continuation import consistency_failures, trajectory_pairs
 from depsim_assets.core.agentic.prefix import AgenticPrefix
-from depsim_assets.core.awareness import AGENTIC_GAPS, AGENTIC_KINDS, classifier_body, kind_gaps, kind_rates, parse_verdict, with_verbalized
+from depsim_assets.core.awareness import AGENTIC_GAPS, AGENTIC_KINDS, kind_gaps, kind_rates, with_verbalized
 from depsim_assets.core.discriminator import discriminator_body, win_rate
 from depsim_assets.core.stats import exact_interval
-from depsim_assets.metadata import rates_plot, win_rate_plot
+from depsim_assets.metadata import win_rate_plot
 from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
-from depsim_assets.realism import ask_structured, classifier_release, discriminate, recognisable
+from depsim_assets.realism import awareness_output, classified, discriminate, recognisable
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.study import StudyResource
@@ -104,31 +104,7 @@ def agentic_awareness(context: dg.AssetExecutionContext, study: StudyResource, m
         pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(column)))))
         for kind, column in zip(AGENTIC_KINDS, ("real", "simulated"), strict=True)]).select("kind", "prefix_id", "messages")
     contexts = with_verbalized(contexts)
-    classifier = classifier_release(release, cfg)
-    if classifier is None or contexts.is_empty():
-        rows = contexts.with_columns(verdict=pl.lit(None, pl.String), p_evaluation=pl.lit(None, pl.Float64), status=pl.lit("skipped"),
-                                     failure_reason=pl.lit("no classifier: a recorded release and no awareness.classifier"))
-    else:
-        c = cfg.classifier
-        messages = contexts["messages"].to_list()
-        dispatch = s.config.dispatch.model_copy(update={"timeout_s": c.timeout_s}) if c else s.config.dispatch
-        answers = ask_structured(s, completion_store, model_endpoint, classifier, dispatch,
-                                 lambda mode: [classifier_body(classifier.model, m, c.max_tokens if c else 64, mode) for m in messages],
-                                 contexts["prefix_id"].to_list(), c.output if c else "auto", context.log.info)
-        parsed = [parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}") for status, reason, text in answers]
-        rows = contexts.with_columns(verdict=pl.Series([p[0] for p in parsed], dtype=pl.String),
-                                     p_evaluation=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
-                                     status=pl.Series(["ok" if p[2] is None else "failed" for p in parsed], dtype=pl.String),
-                                     failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String))
-    alpha = s.config.forecasting.alpha
-    rates = kind_rates(rows, alpha, AGENTIC_KINDS)
-    gaps = kind_gaps(rates, alpha, cfg.gap, cfg.power, AGENTIC_GAPS)
-    plot = rates.filter(pl.col("rate").is_not_null()).select(release=pl.lit(release.name), category="kind", rate="rate", lo="lo", hi="hi")
-    return dg.Output(rows.drop("messages"), metadata={
-        "classifier": classifier.model if classifier else "none (recorded release)",
-        "rates_by_kind": table_md(rates, first=("kind", "rate", "lo", "hi", "classified")),
-        "gaps": table_md(gaps, first=("comparison", "difference", "lo", "hi", "needed_per_kind")),
-        "failed": int((rows["status"] == "failed").sum()),
-        "judged_evaluation_by_kind": rates_plot(plot.with_columns(pl.col("rate", "lo", "hi") * 100_000), "judged evaluation, per 100k contexts")
-        if len(plot) else dg.MetadataValue.md("_no classified context_"),
-    })
+    rows, classifier = classified(s, completion_store, model_endpoint, release, contexts, context.log.info)
+    rates = kind_rates(rows, s.config.forecasting.alpha, AGENTIC_KINDS)
+    return awareness_output(release.name, rows, classifier, rates,
+                            kind_gaps(rates, s.config.forecasting.alpha, cfg.gap, cfg.power, AGENTIC_GAPS))

@@ -86,6 +86,40 @@ def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | N
     return release if release.backend == "openai" else None
 
 
+def classified(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, release: ReleaseConfig,
+               contexts: pl.DataFrame, log: Callable[[str], None]) -> tuple[pl.DataFrame, ReleaseConfig | None]:
+    """The contexts with the classifier's verdict, p_evaluation, status and failure_reason (skipped without a classifier)."""
+    cfg = s.config.awareness
+    classifier = classifier_release(release, cfg)
+    if classifier is None or contexts.is_empty():
+        return contexts.with_columns(verdict=pl.lit(None, pl.String), p_evaluation=pl.lit(None, pl.Float64), status=pl.lit("skipped"),
+                                     failure_reason=pl.lit("no classifier: a recorded release and no awareness.classifier")), classifier
+    c = cfg.classifier  # type: ignore[union-attr]
+    messages = contexts["messages"].to_list()
+    dispatch = s.config.dispatch.model_copy(update={"timeout_s": c.timeout_s}) if c else s.config.dispatch
+    answers = ask_structured(s, completion_store, endpoint, classifier, dispatch,
+                             lambda mode: [classifier_body(classifier.model, m, c.max_tokens if c else 64, mode) for m in messages],
+                             contexts["prefix_id"].to_list(), c.output if c else "auto", log)
+    parsed = [parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}") for status, reason, text in answers]
+    return contexts.with_columns(verdict=pl.Series([p[0] for p in parsed], dtype=pl.String),
+                                 p_evaluation=pl.Series([p[1] for p in parsed], dtype=pl.Float64),
+                                 status=pl.Series(["ok" if p[2] is None else "failed" for p in parsed], dtype=pl.String),
+                                 failure_reason=pl.Series([p[2] for p in parsed], dtype=pl.String)), classifier
+
+
+def awareness_output(release: str, rows: pl.DataFrame, classifier: ReleaseConfig | None, rates: pl.DataFrame,
+                     gaps: pl.DataFrame) -> dg.Output[pl.DataFrame]:
+    plot = rates.filter(pl.col("rate").is_not_null()).select(release=pl.lit(release), category="kind", rate="rate", lo="lo", hi="hi")
+    return dg.Output(rows.drop("messages"), metadata={
+        "classifier": classifier.model if classifier else "none (recorded release)",
+        "rates_by_kind": table_md(rates, first=("kind", "rate", "lo", "hi", "classified")),
+        "gaps": table_md(gaps, first=("comparison", "difference", "lo", "hi", "needed_per_kind")),
+        "failed": int((rows["status"] == "failed").sum()),
+        "judged_evaluation_by_kind": rates_plot(plot.with_columns(pl.col("rate", "lo", "hi") * 100_000), "judged evaluation, per 100k contexts")
+        if len(plot) else dg.MetadataValue.md("_no classified context_"),
+    })
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=release_partitions,
@@ -111,38 +145,9 @@ def eval_awareness(
                                scrub=lambda texts: scrubber.scrub(texts)[0])
     reasoning = completions.select("prefix_id", "reasoning") if "reasoning" in completions.columns else None
     contexts = with_verbalized(contexts, reasoning)
-    classifier = classifier_release(release, cfg)
-    if classifier is None:
-        rows = contexts.with_columns(verdict=pl.lit(None, pl.String), p_evaluation=pl.lit(None, pl.Float64), status=pl.lit("skipped"),
-                                     failure_reason=pl.lit("no classifier: a recorded release and no awareness.classifier"))
-    else:
-        max_tokens = cfg.classifier.max_tokens if cfg.classifier else 64
-        output = cfg.classifier.output if cfg.classifier else "auto"
-        messages = contexts["messages"].to_list()
-        dispatch = s.config.dispatch.model_copy(update={"timeout_s": cfg.classifier.timeout_s}) if cfg.classifier else s.config.dispatch
-        parsed = []
-        for status, reason, text in ask_structured(s, completion_store, model_endpoint, classifier, dispatch,
-                                                   lambda mode: [classifier_body(classifier.model, m, max_tokens, mode) for m in messages],
-                                                   contexts["prefix_id"].to_list(), output, context.log.info):
-            verdict, p, failure = parse_verdict(text) if status == "ok" else (None, None, f"classifier_{reason}")
-            parsed.append({"verdict": verdict, "p_evaluation": p, "status": "ok" if failure is None else "failed", "failure_reason": failure})
-        rows = pl.concat([contexts, pl.DataFrame(parsed, schema={"verdict": pl.String, "p_evaluation": pl.Float64, "status": pl.String,
-                                                                  "failure_reason": pl.String})], how="horizontal")
-    alpha = s.config.forecasting.alpha
-    rates = kind_rates(rows, alpha)
-    gaps = kind_gaps(rates, alpha, cfg.gap, cfg.power)
-    plot = rates.filter(pl.col("rate").is_not_null()).select(release=pl.lit(release.name), category="kind", rate="rate", lo="lo", hi="hi")
-    return dg.Output(
-        rows.drop("messages"),
-        metadata={
-            "classifier": classifier.model if classifier else "none (recorded release)",
-            "rates_by_kind": table_md(rates, first=("kind", "rate", "lo", "hi", "classified")),
-            "gaps": table_md(gaps, first=("comparison", "difference", "lo", "hi", "needed_per_kind")),
-            "failed": int((rows["status"] == "failed").sum()),
-            "judged_evaluation_by_kind": rates_plot(plot.with_columns(pl.col("rate", "lo", "hi") * 100_000), "judged evaluation, per 100k contexts")
-            if len(plot) else dg.MetadataValue.md("_no classified context_"),
-        },
-    )
+    rows, classifier = classified(s, completion_store, model_endpoint, release, contexts, context.log.info)
+    rates = kind_rates(rows, s.config.forecasting.alpha)
+    return awareness_output(release.name, rows, classifier, rates, kind_gaps(rates, s.config.forecasting.alpha, cfg.gap, cfg.power))
 
 
 @dg.asset(
