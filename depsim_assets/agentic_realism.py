@@ -7,12 +7,10 @@ import polars as pl
 from depsim_assets.core.agentic.continuation import consistency_failures, trajectory_pairs
 from depsim_assets.core.agentic.prefix import AgenticPrefix
 from depsim_assets.core.awareness import AGENTIC_GAPS, AGENTIC_KINDS, kind_gaps, kind_rates, with_verbalized
-from depsim_assets.core.discriminator import discriminator_body, win_rate
 from depsim_assets.core.stats import exact_interval
-from depsim_assets.metadata import win_rate_plot
 from depsim_assets.metadata import table as table_md
 from depsim_assets.partitions import release_partitions
-from depsim_assets.realism import awareness_output, classified, discriminate, recognisable
+from depsim_assets.realism import awareness_output, classified, judged_continuations
 from depsim_resources.completion_store import CompletionStoreResource
 from depsim_resources.model_endpoint import ModelEndpointResource
 from depsim_resources.study import StudyResource
@@ -55,30 +53,15 @@ def trajectory_realism(context: dg.AssetExecutionContext, study: StudyResource, 
     s = study.load()
     cfg = s.config.realism
     assert cfg is not None
-    d = cfg.discriminator
-    alpha = s.config.forecasting.alpha
-    failures, consistency = consistency_table(agentic_rollouts, alpha)
+    failures, consistency = consistency_table(agentic_rollouts, s.config.forecasting.alpha)
     frame = _pairs(agentic_rollouts, agentic_prefixes, cfg.pairs, cfg.seed)
     metadata: dict[str, object] = {"consistency": table_md(pl.DataFrame([consistency])),
                                    "consistency_failures": table_md(failures) if len(failures) else dg.MetadataValue.md("_none_")}
     if frame.is_empty():
         return dg.Output(frame.drop("messages", "real", "simulated"), metadata={**metadata, "note": "no rollout with a step and a real continuation"})
     # Both sides are already de-identified: the prefixes and references on ingestion, the rollouts before storage.
-    rows = list(frame.select("messages", "real", "simulated", "simulated_first").iter_rows())
-    frame = discriminate(s, completion_store, model_endpoint, f"realism.trajectories.{context.partition_key}", frame,
-                         lambda mode: [discriminator_body(d.model, *row, d.max_tokens, mode) for row in rows],
-                         frame["prefix_id"].to_list(), context.log.info)
-    summary = win_rate(frame, alpha)
-    return dg.Output(
-        frame.drop("messages", "real", "simulated"),
-        metadata={
-            **metadata,
-            "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
-            "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
-            "win_rate_plot": win_rate_plot(pl.DataFrame([{"label": "whole trajectories", **summary}])),
-            "most_recognisable_rollouts": recognisable(frame, "prefix_id", "steps"),
-        },
-    )
+    return judged_continuations(s, completion_store, model_endpoint, f"realism.trajectories.{context.partition_key}", frame,
+                                "whole trajectories", context.log.info, metadata)
 
 
 @dg.asset(

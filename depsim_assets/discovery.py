@@ -58,23 +58,22 @@ def _audit(s: Study, context: dg.AssetExecutionContext, completion_store: Comple
 )
 def behaviour_discovery(
     context: dg.AssetExecutionContext, study: StudyResource, model_endpoint: ModelEndpointResource, privacy_key: PrivacyKeyResource,
-    completion_store: CompletionStoreResource, graded_labels: pl.DataFrame, regenerated_completions: pl.DataFrame,
+    completion_store: CompletionStoreResource, graded_labels: pl.LazyFrame, regenerated_completions: pl.LazyFrame,
     replay_prefixes: pl.LazyFrame,
 ) -> dg.Output[pl.DataFrame]:
     s = study.load()
     cfg = s.config.discovery
     assert cfg is not None
     release = s.config.release(context.partition_key)
-    # One partition (a release without incumbent) loads without the hive `release` column.
-    graded_labels, regenerated_completions = (f if "release" in f.columns else f.with_columns(release=pl.lit(release.name))
-                                              for f in (graded_labels, regenerated_completions))
+    # Lazy inputs keep the `release` column for one partition too (a release without incumbent), as the comparison's do.
+    labels, completions = graded_labels.collect(), regenerated_completions.collect()
     scrubber = study_scrubber(privacy_key.key(), s.config.privacy)
 
     def scrub(texts: pl.Series) -> pl.Series:
         return scrubber.scrub(texts)[0]
 
     prefixes = replay_prefixes.select("prefix_id", "messages").collect() if cfg.auditor else pl.DataFrame()
-    audited = _audit(s, context, completion_store, model_endpoint, regenerated_completions, graded_labels, prefixes, scrub)
+    audited = _audit(s, context, completion_store, model_endpoint, completions, labels, prefixes, scrub)
     e = cfg.embeddings
     target = e and ReleaseConfig(name="discovery.embeddings", backend="openai", model=e.model, base_url=e.base_url, api_key_env=e.api_key_env)
 
@@ -82,7 +81,7 @@ def behaviour_discovery(
         # What leaves for the embeddings endpoint is de-identified like every other request.
         return model_endpoint.embed(target, scrub(pl.Series(texts)).to_list(), e.batch_size, e.timeout_s)  # type: ignore[arg-type, union-attr]
 
-    found = discover(regenerated_completions, graded_labels, release.name, release.incumbent, cfg, s.config.forecasting.alpha,
+    found = discover(completions, labels, release.name, release.incumbent, cfg, s.config.forecasting.alpha,
                      scrub, audited, embed if e is not None else None)
     if "failed" in found.representation:
         context.log.warning(f"{release.name}: {found.representation}")

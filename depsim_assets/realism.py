@@ -78,6 +78,27 @@ def recognisable(frame: pl.DataFrame, *columns: str) -> dg.MetadataValue:
     return table_md(worst.select(*columns, "confidence", simulated=pl.col("simulated").str.slice(0, 200), real=pl.col("real").str.slice(0, 200)))
 
 
+def judged_continuations(s: Study, completion_store: CompletionStoreResource, endpoint: ModelEndpointResource, name: str,
+                         frame: pl.DataFrame, label: str, log: Callable[[str], None],
+                         metadata: dict[str, Any] | None = None) -> dg.Output[pl.DataFrame]:
+    """Pairs of one context with its real and simulated continuation (prefix_id, messages, real, simulated,
+    simulated_first, ...) judged by the discriminator, with the win rate, its plot and the most recognisable pairs."""
+    d = s.config.realism.discriminator  # type: ignore[union-attr]
+    rows = list(frame.select("messages", "real", "simulated", "simulated_first").iter_rows())
+    frame = discriminate(s, completion_store, endpoint, name, frame,
+                         lambda mode: [discriminator_body(d.model, *row, d.max_tokens, mode) for row in rows],
+                         frame["prefix_id"].to_list(), log)
+    summary = win_rate(frame, s.config.forecasting.alpha)
+    shown = [c for c in ("prefix_id", "steps") if c in frame.columns]
+    return dg.Output(frame.drop("messages", "real", "simulated"), metadata={
+        **(metadata or {}),
+        "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
+        "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
+        "win_rate_plot": win_rate_plot(pl.DataFrame([{"label": label, **summary}])),
+        "most_recognisable_simulations": recognisable(frame, *shown),
+    })
+
+
 def classifier_release(release: ReleaseConfig, cfg: object) -> ReleaseConfig | None:
     """The model that classifies: the configured classifier, else the release's own (live releases only)."""
     c = getattr(cfg, "classifier", None)
@@ -168,26 +189,13 @@ def realism_report(
     s = study.load()
     cfg = s.config.realism
     assert cfg is not None
-    d = cfg.discriminator
     frame = pairs(replay_prefixes.select(PREFIX_COLUMNS).collect(), regenerated_completions.filter(pl.col("sample_index") == 0), cfg.pairs, cfg.seed)
     # The real turn is de-identified (it comes from the warehouse); the simulated one gets the same keyed surrogates,
     # so a surrogate name or a reserved phone number tells the discriminator nothing.
     simulated, _ = study_scrubber(privacy_key.key(), s.config.privacy).scrub(frame["simulated"])
     frame = frame.with_columns(simulated=simulated)
-    rows = list(frame.select("messages", "real", "simulated", "simulated_first").iter_rows())
-    frame = discriminate(s, completion_store, model_endpoint, f"realism.{context.partition_key}", frame,
-                         lambda mode: [discriminator_body(d.model, *row, d.max_tokens, mode) for row in rows],
-                         frame["prefix_id"].to_list(), context.log.info)
-    summary = win_rate(frame, s.config.forecasting.alpha)
-    return dg.Output(
-        frame.drop("messages", "real", "simulated"),
-        metadata={
-            "win_rate": summary["win_rate"] if summary["win_rate"] is not None else "n/a",
-            "summary": table_md(pl.DataFrame([summary]), first=("win_rate", "lo", "hi", "judged")),
-            "win_rate_plot": win_rate_plot(pl.DataFrame([{"label": "resampled final turns", **summary}])),
-            "most_recognisable_simulations": recognisable(frame, "prefix_id"),
-        },
-    )
+    return judged_continuations(s, completion_store, model_endpoint, f"realism.{context.partition_key}", frame, "resampled final turns",
+                                context.log.info)
 
 
 @dg.asset(

@@ -19,7 +19,7 @@ from depsim_assets.core.privacy.deidentify import (
     DeidentifyTally,
     deidentify_batches,
     pseudonymous_ids,
-    user_hash,
+    user_map,
 )
 from depsim_assets.core.withdrawal import exclude_withdrawn, withdrawn
 from depsim_assets.core.privacy.rules import FILTER_VERSION
@@ -71,9 +71,10 @@ def deidentified_conversations(context: dg.AssetExecutionContext, study: StudyRe
     def consented() -> Iterator[pl.DataFrame]:
         for batch in aligned(ingest_batches(s.config.sources, s.root, s.config.ingest, ingested), UNIT_ID):
             tagged = tag_exclusions(batch, s.config.sources)
-            ids = pseudonymous_ids(tagged, key).with_columns(
-                user_id=tagged["user_id"].map_elements(lambda u: user_hash(key, u), return_dtype=pl.String))
-            tagged = exclude_withdrawn(tagged, ids, *gone)
+            if any(gone):  # keyed ids only when something was withdrawn: one HMAC per distinct user, not per row
+                ids = pseudonymous_ids(tagged, key).with_columns(
+                    user_id=tagged["user_id"].replace_strict(user_map(tagged["user_id"], key), default=None, return_dtype=pl.String))
+                tagged = exclude_withdrawn(tagged, ids, *gone)
             kept, out = split_consent(tagged)
             manifests.append(_manifest(tagged, key))
             excluded.append(out)

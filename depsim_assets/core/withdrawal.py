@@ -132,8 +132,6 @@ def forget(root: Path, key: bytes, conversations: list[str], users: list[str], h
 def exclude_withdrawn(tagged: pl.DataFrame, ids: pl.DataFrame, conversations: set[str], users: set[str]) -> pl.DataFrame:
     """`tagged` (with `exclusion`) with `consent_withdrawn` where the conversation's keyed id, its pair's or its
     user's was withdrawn (`withdrawn(root)`); `ids`: the pseudonymous conversation_id, pair_id and user_id of each row."""
-    if not conversations and not users:
-        return tagged
     hit = (ids["conversation_id"].is_in(list(conversations)) | ids["pair_id"].is_in(list(conversations)).fill_null(False)
            | ids["user_id"].is_in(list(users)).fill_null(False))
     return tagged.with_columns(exclusion=pl.when(hit).then(pl.lit("consent_withdrawn")).otherwise(pl.col("exclusion")))

@@ -94,12 +94,13 @@ def cluster_table(items: pl.DataFrame, population: pl.Series, candidate: str, in
             row |= {"rate_ratio": result.ratio, "ratio_lo": result.ratio_lo, "ratio_hi": result.ratio_hi, "p_value": result.p_value}
         cats = members["categories"].explode().drop_nulls().value_counts().sort(["count", "categories"], descending=[True, False]).head(3)
         row["categories"] = ", ".join(f"{c} ({n})" for c, n in cats.iter_rows())
-        row["examples"] = _examples(members, candidate, examples, scrub, seed)
+        row["examples"] = _examples(members, candidate, examples, seed)
         rows.append(row)
     shown_ids = {r["cluster_id"] for r in rows}
     hidden = items.filter(~pl.col("cluster").is_in(list(shown_ids)))["cluster"].n_unique()
     table = pl.DataFrame(rows, schema=CLUSTER_SCHEMA) if rows else CLUSTER_SCHEMA.to_frame()
     table = table.with_columns(pl.col(c).cast(t) for c, t in CLUSTER_SCHEMA.items())
+    table = _deidentified(table, scrub)
     if incumbent is not None and len(table):
         adjusted = benjamini_hochberg(table["p_value"].to_list())
         table = table.with_columns(p_adjusted_bh=pl.Series(adjusted, dtype=pl.Float64))
@@ -116,13 +117,25 @@ def cluster_table(items: pl.DataFrame, population: pl.Series, candidate: str, in
     return table, hidden
 
 
-def _examples(members: pl.DataFrame, candidate: str, n: int, scrub: Callable[[pl.Series], pl.Series], seed: int) -> list[str]:
-    """Up to `n` de-identified excerpts from distinct conversations, the candidate's first."""
+def _examples(members: pl.DataFrame, candidate: str, n: int, seed: int) -> list[str]:
+    """Up to `n` completions from distinct conversations, the candidate's first (raw: `_deidentified` scrubs them)."""
     if n == 0:
         return []
     pick = (members.with_columns(mine=pl.col("release") == candidate, order=seeded_order(members["conversation_id"], seed))
             .sort(["mine", "order"], descending=[True, False]).unique("conversation_id", keep="first", maintain_order=True).head(n))
-    return scrub(pick["response_text"].fill_null("").str.slice(0, 240)).to_list()
+    return pick["response_text"].fill_null("").to_list()
+
+
+def _deidentified(table: pl.DataFrame, scrub: Callable[[pl.Series], pl.Series]) -> pl.DataFrame:
+    """Names and examples of the shown clusters through the scrubber in one call each; examples are cut to excerpts
+    only after scrubbing, so a cut never splits an identifier the scrubber would then not recognise."""
+    if table.is_empty():
+        return table
+    flat = table.select(pl.int_range(pl.len()).alias("i"), "examples").explode("examples").drop_nulls("examples")
+    flat = flat.with_columns(examples=scrub(flat["examples"]).str.slice(0, 240))
+    back = flat.group_by("i", maintain_order=True).agg("examples")
+    table = table.with_row_index("i").drop("examples").join(back, on="i", how="left")
+    return table.with_columns(name=scrub(table["name"]), examples=pl.col("examples").fill_null(pl.lit([], pl.List(pl.String)))).drop("i")
 
 
 CLUSTER_SCHEMA = pl.Schema({

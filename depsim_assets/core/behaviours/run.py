@@ -32,16 +32,17 @@ def discover(completions: pl.DataFrame, labels: pl.DataFrame, candidate: str, in
              alpha: float, scrub: Callable[[pl.Series], pl.Series], audited: pl.DataFrame | None = None,
              embed: Embed | None = None, seeds: list[Seed] = SEEDS) -> Discovery:
     """Clusters of the candidate's (and incumbent's) flagged, seeded or unusual completions; `scrub` de-identifies
-    every string that leaves (names, examples)."""
+    every string that leaves (names, examples: see `cluster_table`)."""
     releases = [candidate] + ([incumbent] if incumbent else [])
     completions = completions.filter(pl.col("release").is_in(releases))
     population = paired_conversations(completions, releases)
+    compared = len(population)
     items = discovery_items(completions, labels.filter(pl.col("release").is_in(releases)), audited, seeds)
     # Clusters must not depend on the order rows arrive in (a sharded release gathers its shards in any order).
     items = items.sort("release", "prefix_id", "sample_index")
     items = items.filter(pl.col("conversation_id").is_in(population.implode()))
     items, population = bound(items, population, cfg.max_items, cfg.seed)
-    subsampled = len(population) < len(paired_conversations(completions, releases))
+    subsampled = len(population) < compared
     texts = item_text(items)
     matrix, terms = tfidf(texts)
     representation = f"tf-idf + lsa ({matrix.shape[1]} terms)"
@@ -62,8 +63,7 @@ def discover(completions: pl.DataFrame, labels: pl.DataFrame, candidate: str, in
         if cluster in seed_names:
             return seed_names[cluster]
         words = name_terms(matrix, terms, rows, [conversations[i] for i in rows], cfg.k_anonymity)
-        named = " / ".join(words) if words else f"{cluster} (no term shared by {cfg.k_anonymity} conversations)"
-        return scrub(pl.Series([named]))[0]
+        return " / ".join(words) if words else f"{cluster} (no term shared by {cfg.k_anonymity} conversations)"
 
     table, hidden = cluster_table(items, population, candidate, incumbent, cfg.k_anonymity, alpha, cfg.fold, name_of,
                                   cfg.examples, scrub, cfg.seed)

@@ -73,7 +73,7 @@ def pseudonymous_ids(conversations: pl.DataFrame, key: bytes) -> pl.DataFrame:
     return pl.DataFrame([hashed("conversation_id"), hashed("pair_id")])
 
 
-def _user_map(users: pl.Series, key: bytes) -> dict[str, str]:
+def user_map(users: pl.Series, key: bytes) -> dict[str, str]:
     """User ids become keyed hashes; one HMAC per distinct user, not per row."""
     return {u: user_hash(key, u) for u in users.drop_nulls().unique().to_list()}
 
@@ -136,7 +136,7 @@ def deidentify(conversations: pl.DataFrame, sources: list[SourceConfig], cfg: Pr
         .with_columns(conversation_id=ids["conversation_id"], pair_id=ids["pair_id"], attributes=attributes)
         .filter(pl.col("source") != CANARY_SOURCE)
         .with_columns(
-            user_id=pl.col("user_id").replace_strict(_user_map(planted["user_id"], key), default=None, return_dtype=pl.String),
+            user_id=pl.col("user_id").replace_strict(user_map(planted["user_id"], key), default=None, return_dtype=pl.String),
             consent_ok=consent_mask(planted, sources),
             privacy_filter=pl.lit(FILTER_VERSION),
         )
