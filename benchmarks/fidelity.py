@@ -56,11 +56,12 @@ def main() -> None:
     # Every group and place word of the gazetteers, the ones kept as possible names included: the measure
     # does not exclude what the filter chose to keep.
     terms = names._load("groups.txt") | names._load("countries.txt") | names._load("cities.txt")
-    names.public_terms.cache_clear()
+    names.clear_caches()
     original = names.public_terms
     names.public_terms = lambda: frozenset()  # type: ignore[assignment]
     without = replaced(texts)
     names.public_terms = original  # type: ignore[assignment]
+    names.clear_caches()
     per_10k = 10_000 / len(texts)
     print(f"{len(texts):,} messages")
     for label, counts in (("without gazetteers", without), ("with gazetteers", with_gazetteer)):

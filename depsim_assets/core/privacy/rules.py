@@ -14,7 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -248,6 +248,7 @@ class Rule:
     # A look-alike that must survive: a valid match is fenced as it is, so no later rule takes it for an identifier.
     keep: bool = False
     literals: tuple[str, ...] = ()  # case-insensitive literal prefilter (Aho-Corasick), instead of `prefilter`
+    needs_digit: bool = False  # every match holds an ASCII digit: the scrubber runs the rule only on rows that have one
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", ascii_classes(self.pattern))
@@ -299,7 +300,7 @@ RULES: tuple[Rule, ...] = (
     Rule("url_credentials", "SECRET", r"(?P<lead>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<v>[^\s/:@]+:[^\s/@]+)@", surrogate_secret, "://"),
     Rule("url_token", "SECRET",
          r"(?i)(?P<lead>[?&#](?:access_token|id_token|refresh_token|token|api_key|apikey|key|sig|signature|password|passwd|secret|auth|client_secret|session)=)(?P<v>[^&\s#\"']{6,})",
-         surrogate_secret, r"[?&#]"),
+         surrogate_secret, literals=("token=", "key=", "sig=", "signature=", "password=", "passwd=", "secret=", "auth=", "session=")),  # not "?": every question has one
     # The cue may end a snake_case name (aws_secret_access_key).
     Rule("cue_secret", "SECRET",
          r"(?i)(?P<lead>(?:\b|_)(?:password|passwd|pwd|passcode|secret|token|api[_ -]?key|secret[_ -]?access[_ -]?key|access[_ -]?key|secret[_ -]?key|auth[_ -]?token|bearer)\b[\"']?\s*(?:[:=]|is)?\s*[\"']?)(?P<v>[A-Za-z0-9+/_\-.!@#$%^&*]{8,})",
@@ -330,4 +331,8 @@ RULES: tuple[Rule, ...] = (
          r"(?P<v>\b\d{1,6}(?:[ ][A-Z][\w'.-]*){1,4} (?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Square|Sq|Terrace|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Trail|Crescent|Close)\b\.?(?:,? (?:Apt|Suite|Unit|#)\.? ?\w+)?)",
          surrogate_address, r"\d [A-Z]"),
 )
+# Every match of these holds an ASCII digit (`ascii_classes` made their \\d [0-9]).
+DIGIT_RULES = frozenset({"keep_lookalike", "keep_reference", "iban", "date_of_birth", "iban_strict", "credit_card", "ssn", "ssn_cue",
+                         "ipv4", "phone", "phone_cue", "street_address"})
+RULES = tuple(replace(r, needs_digit=True) if r.name in DIGIT_RULES else r for r in RULES)
 RULES_BY_NAME = {r.name: r for r in RULES}
