@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from depsim_assets.core.formats import parse_hh_transcript  # noqa: E402
-from depsim_assets.core.privacy import names  # noqa: E402
+from depsim_assets.core.privacy import lexicon, names  # noqa: E402
 from depsim_assets.core.privacy.scrub import NAME_RULES  # noqa: E402
 
 SOURCE = REPO.parent / "shared/data/traffic/hh-rlhf-harmless-base/test.jsonl.gz"
@@ -55,17 +55,17 @@ def main() -> None:
     with_gazetteer = replaced(texts)
     # Every group and place word of the gazetteers, the ones kept as possible names included: the measure
     # does not exclude what the filter chose to keep.
-    terms = names._load("groups.txt") | names._load("countries.txt") | names._load("cities.txt")
+    terms = lexicon.load("groups.txt") | lexicon.load("countries.txt") | lexicon.load("cities.txt") | lexicon.load("regions.txt")
+    saved = lexicon.public_terms, lexicon.small_places
+    lexicon.public_terms = lexicon.small_places = lambda: frozenset()  # type: ignore[assignment]
     names.clear_caches()
-    original = names.public_terms
-    names.public_terms = lambda: frozenset()  # type: ignore[assignment]
     without = replaced(texts)
-    names.public_terms = original  # type: ignore[assignment]
+    lexicon.public_terms, lexicon.small_places = saved  # type: ignore[assignment]
     names.clear_caches()
     per_10k = 10_000 / len(texts)
     print(f"{len(texts):,} messages")
     for label, counts in (("without gazetteers", without), ("with gazetteers", with_gazetteer)):
-        public = sum(n for v, n in counts.items() if any(names._strip(t) in terms for t in v.split()))
+        public = sum(n for v, n in counts.items() if any(lexicon.strip_token(t) in terms for t in v.split()))
         print(f"\n{label}: {sum(counts.values()):,} name replacements; {public:,} contain a group or place word "
               f"({public * per_10k:.1f} per 10,000 messages)")
         print("  most replaced: " + ", ".join(f"{v} ({n})" for v, n in counts.most_common(args.top)))

@@ -78,6 +78,7 @@ class NameRule:
     # passes are skipped before the candidate regex (with its context capture) runs.
     screen: str | None = None
     screen_keep: Callable[[str], bool] | None = None
+    without: str | None = None  # rows that match this are skipped (the lowercase-run rule reads only text without capitals)
 
 
 NAME_RULES = (
@@ -85,6 +86,8 @@ NAME_RULES = (
     NameRule("person", r"(?P<v>" + names.CAPITALIZED + ")", names.resolve_capitalized, prefilter=r"\p{Lu}",
              screen=names.RUN, screen_keep=names.maybe_name),
     NameRule("person_lowercase", r"(?P<v>" + names.LOWER_PATTERN + ")", names.resolve_lowercase, prefilter=names.LOWER_PREFILTER),
+    # Where a writer capitalizes nothing, case cannot mark a name: a listed first name and the word after it decide.
+    NameRule("person_lowercase_run", r"(?P<v>" + names.LOWER_RUN_PATTERN + ")", names.resolve_lowercase_run, without=r"\p{Lu}"),
 )
 ALL_RULES: tuple[Rule | NameRule, ...] = (*RULES, *NAME_RULES)
 
@@ -174,6 +177,8 @@ class Scrubber:
             maybe = pl.col("text").str.contains_any(list(rule.literals), ascii_case_insensitive=True)
         else:
             maybe = pl.col("text").str.contains(rule.prefilter) if rule.prefilter else pl.lit(True)
+        if isinstance(rule, NameRule) and rule.without:
+            maybe = maybe & ~pl.col("text").str.contains(rule.without)
         empty = COUNTS_SCHEMA.to_frame()
         if isinstance(rule, NameRule):
             # Most capitalized runs are not names: find the distinct candidates first and rewrite only the rows
