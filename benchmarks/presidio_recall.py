@@ -18,6 +18,8 @@ sys.path.insert(0, str(REPO))
 from depsim_assets.core.privacy.scrub import Scrubber  # noqa: E402
 
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON", "STREET_ADDRESS")
+# Spans that must survive: places and nationality/religious/political groups (fidelity on text the filter was not built on).
+PUBLIC = ("GPE", "NRP")
 DATASET = REPO.parent / "shared/data/privacy/presidio-research/synth_dataset_v2.json"
 _TOKEN = re.compile(r"\w{2,}")
 
@@ -39,13 +41,24 @@ def evaluate(path: Path = DATASET, key: bytes = b"benchmark-key") -> pl.DataFram
     for rec, out in zip(records, scrubbed.to_list()):
         half = "dev" if rec["template_id"] % 2 == 0 else "held-out"
         for span in rec["spans"]:
-            if span["entity_type"] in ENTITIES:
-                rows.append({"half": half, "entity": span["entity_type"], "caught": caught(span["entity_value"], out), "value": span["entity_value"]})
+            if span["entity_type"] in ENTITIES + PUBLIC:
+                rows.append({"half": half, "entity": span["entity_type"], "caught": caught(span["entity_value"], out), "value": span["entity_value"],
+                             "intact": intact(span["entity_value"], out)})
     return pl.DataFrame(rows)
 
 
+def intact(span: str, scrubbed: str) -> bool:
+    return all(re.search(rf"(?<!\w){re.escape(tok)}(?!\w)", scrubbed) for tok in _TOKEN.findall(span))
+
+
+def fidelity(spans: pl.DataFrame) -> pl.DataFrame:
+    """Share of place (GPE) and group (NRP) spans left intact, per half; Faker's made-up places (\"East Michaelberg\") included."""
+    table = spans.filter(pl.col("entity").is_in(PUBLIC)).group_by("half", "entity").agg(n=pl.len(), intact=pl.col("intact").sum()).sort("entity", "half")
+    return table.with_columns(share=pl.col("intact") / pl.col("n"))
+
+
 def summarize(spans: pl.DataFrame) -> pl.DataFrame:
-    table = spans.group_by("half", "entity").agg(n=pl.len(), caught=pl.col("caught").sum()).sort("entity", "half")
+    table = spans.filter(pl.col("entity").is_in(ENTITIES)).group_by("half", "entity").agg(n=pl.len(), caught=pl.col("caught").sum()).sort("entity", "half")
     lo, hi = proportion_confint(table["caught"].to_numpy(), table["n"].to_numpy(), alpha=0.05, method="beta")
     return table.with_columns(recall=pl.col("caught") / pl.col("n"), ci_low=pl.Series(lo), ci_high=pl.Series(hi))
 
@@ -54,6 +67,7 @@ if __name__ == "__main__":
     spans = evaluate()
     with pl.Config(tbl_rows=40):
         print(summarize(spans))
+        print(fidelity(spans))
     if "--misses" in sys.argv:
         for ent in ENTITIES:
             print(ent, spans.filter((pl.col("half") == "dev") & ~pl.col("caught") & (pl.col("entity") == ent))["value"].head(25).to_list())

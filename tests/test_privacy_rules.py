@@ -106,13 +106,13 @@ def test_look_alikes_and_surrogates_survive(text: str) -> None:
 
 def test_fidelity_corpus_does_not_regress() -> None:
     """The committed corpus of public entities and look-alike numbers (scripts/build_fidelity_corpus.py): the
-    figures measured when this filter version was built are the floor (0.41 overall before it)."""
+    figures measured when this filter version was built are the floor (0.41 at depsim-privacy-3, 0.77 at -4)."""
     corpus = pl.read_csv(TESTS / "data" / "fidelity_corpus.tsv", separator="\t", quote_char=None)
     out, _ = Scrubber(key=b"k").scrub(corpus["text"])
     intact = corpus.with_columns(intact=out.str.contains(corpus["item"], literal=True)).group_by("category").agg(pl.col("intact").mean())
     share = dict(intact.iter_rows())
-    assert len(corpus) >= 400 and share["number"] == 1.0 and share["capital"] >= 0.91 and share["demonym"] >= 0.79
-    assert share["city"] >= 0.69 and share["region"] >= 0.41
+    assert len(corpus) >= 400 and share["number"] == 1.0 and share["capital"] >= 0.96 and share["demonym"] >= 0.92
+    assert share["city"] >= 0.98 and share["region"] >= 0.82
 
 
 def test_a_reference_cue_does_not_shelter_a_card_or_phone_elsewhere() -> None:
@@ -210,6 +210,11 @@ def test_gate_finds_what_the_scrubber_would_miss() -> None:
     "I live near Houston.", "Cheap flights to Buenos Aires?", "Why do Congolese people speak French?",
     "Is Burkinabe cuisine spicy?", "My Amazon order 114-3941689-8772232 is late and my router is 192.168.0.1.",
     "tell will to come early", "ask mark for the keys", "We visited the Rio de Janeiro carnival.",
+    # depsim-privacy-5: cities of 15,000+ people and ISO 3166-2 regions alone; demonyms made from a place's name; a place
+    # phrase before a listed surname; an office after a title; a lowercase first name before a common word.
+    "Tavira has lovely beaches.", "Is Jinja far from Kampala?", "Ravenna or Salta for a honeymoon?",
+    "What do Trinidadian kids learn at school?", "Is Bruneian law strict?", "Are I-Kiribati voters young?",
+    "The mayor of Stockwell resigned.", "Mr. President, we need a decision.", "follow up with marguerite about it",
 ])
 def test_groups_and_places_keep_their_meaning(text: str) -> None:
     scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
@@ -229,6 +234,15 @@ def test_groups_and_places_keep_their_meaning(text: str) -> None:
     ("Contact Maika van de Noort before noon.", "Noort"),  # particles are lowercase inside a name
     ("ask ahmed about the keys", "ahmed"),  # a lowercase first name after a person verb
     ("i emailed jennifer mcallister twice", "mcallister"),
+    # depsim-privacy-5
+    ("Please correct the account to Lucinda Biscuit.", "Biscuit"),  # a common word after a first name is its surname
+    ("Dr. Lantern will see you now.", "Lantern"),  # and after a title
+    ("The form says Lorient Ashgrove.", "Lorient"),  # a city's name next to another name-like word
+    ("Signed, Harold Pemberton Jr.", "Jr"),  # generational suffix
+    ("\"We won,\" says Kuusamo.", "Kuusamo"),  # a name after a speech verb
+    ("hi, my name is zaria", "zaria"),  # a city's name when the speaker names themselves
+    ("remind me to call marguerite fontaine tomorrow", "fontaine"),  # text without capitals: first name + surname
+    ("invoice for harold t. pemberton attached", "pemberton"),
 ])
 def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:
     scrubbed, _ = Scrubber(key=b"k").scrub(pl.Series([text]))

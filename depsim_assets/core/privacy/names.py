@@ -40,7 +40,8 @@ PLACE_PHRASES = tuple(f"{verb} {prep}" for verb, preps in (
     ("travelling", "to"), ("trip", "to"), ("drive", "to from"), ("driving", "to from"), ("relocate", "to"), ("relocating", "to"),
     ("population", "of"), ("capital", "of"), ("city", "of"), ("town", "of"), ("village", "of"), ("province", "of"), ("region", "of"),
     ("state", "of"), ("county", "of"), ("north", "of"), ("south", "of"), ("east", "of"), ("west", "of"), ("outskirts", "of"),
-    ("suburbs", "of"), ("mayor", "of"), ("map", "of"), ("weather", "in")) for prep in preps.split())
+    ("suburbs", "of"), ("mayor", "of"), ("map", "of"), ("weather", "in"), ("people", "from"), ("immigrated", "to from"),
+    ("emigrated", "to from"), ("immigrants", "from"), ("refugees", "from")) for prep in preps.split())
 PLACE_BEFORE = ("in", "near", "around", "across", "through", "throughout", "outside", "inside", "within", "via", "visit",
                 "visiting", "visited", "towards", "toward", "into")
 # Only nouns that follow a group or a place, not a person's name: "the Jensen novel", "Smith family", "John Smith
@@ -85,7 +86,10 @@ CUES = (
     "boyfriend", "girlfriend", "uncle", "aunt", "cousin", "grandma", "grandpa",
     "says", "said", "asks", "replied", "according to", "known as", "goes by", "aka",
 )
-CUE_PATTERN = r"(?i)(?-u:\b)(?:" + "|".join(re.escape(c) + (r"\.?" if len(c) <= 4 and c.isalpha() else "") for c in CUES) + r")[,:]?[ ]+[\p{L}'’-]+(?:[ ][\p{L}'’.-]+){0,2}"
+# A greeting may open another cue ("hi, my name is zaria"): captured together, or the greeting's match would end
+# before the name.
+GREETINGS = ("hi", "hello", "hey")
+CUE_PATTERN = r"(?i)(?-u:\b)(?:(?:" + "|".join(GREETINGS) + r")[,!.]?[ ]+)?(?:" + "|".join(re.escape(c) + (r"\.?" if len(c) <= 4 and c.isalpha() else "") for c in CUES) + r")[,:]?[ ]+[\p{L}'’-]+(?:[ ][\p{L}'’.-]+){0,2}"
 # Prefilter: a cue followed by what the pattern allows after it (a regex with an ASCII word boundary is three times
 # faster here than an Aho-Corasick search for every cue with each ending, case-insensitive).
 CUE_PREFILTER = r"(?-u:\b)(?i:" + "|".join(re.escape(c) for c in CUES) + r")[ .:,]"
@@ -101,21 +105,25 @@ def _kinds(tokens: list[str], cued: bool) -> list[str]:
     of a name next to other name-like words or after a cue ("Dreux Joly", "says Iwase"); a capitalized common word
     right after a first name (and its initials) is a surname ("Justin Beet", "Daniela C Capon")."""
     raw = ["initial" if is_initial(t) else ("particle" if t.lower() in PARTICLES else token_kind(t)) for t in tokens]
-    several = sum(k not in ("particle", "initial") for k in raw) >= 2
+    several = sum(k in ("name", "ambiguous", "unknown", "place") for k in raw) >= 2
     kinds = ["word" if k == "public" else ("unknown" if cued or several else "word") if k == "place" else k for k in raw]
+    first, _, _ = lexicon()
     for i in range(1, len(kinds)):
-        before = [k for k in kinds[:i] if k not in ("initial", "particle")]
-        if kinds[i] == "word" and raw[i] != "particle" and before and before[-1] in ("name", "unknown") and _surname_word(tokens[i]):
-            kinds[i] = "ambiguous"
+        before = [(t, k) for t, k in zip(tokens[:i], kinds[:i], strict=True) if k not in ("initial", "particle")]
+        if (kinds[i] == "word" and raw[i] == "word" and before and before[-1][1] == "name" and strip_token(before[-1][0]) in first
+                and not re.search(r"['’]s$", before[-1][0])  # "Charlotte's Web"
+                and _surname_word(tokens[i]) and not strip_token(tokens[i]).endswith("s")):
+            kinds[i] = "ambiguous"  # not a plural: "Dallas Mavericks", "Leprino Foods" are teams and firms
             break
     return kinds
 
 
 def _surname_word(token: str) -> bool:
     """A capitalized common word that can be a surname after a first name or a title ("Justin Beet", "Dr. Wells"): not
-    a sentence word, a place or building noun, or an office ("Mr. President")."""
+    a sentence word, an acronym, a place or building noun, or an office ("Mr. President")."""
     word = strip_token(token)
-    return token[:1].isupper() and word not in SENTENCE_WORDS and word not in PLACE_NOUNS and word not in OFFICES
+    return (token[:1].isupper() and not token.strip(".,;:!?").isupper() and word not in SENTENCE_WORDS and word not in PLACE_NOUNS
+            and word not in OFFICES)
 
 
 def name_span(tokens: list[str], cued: bool) -> tuple[int, int] | None:
@@ -227,11 +235,8 @@ def resolve_capitalized(value: str) -> tuple[int, int] | None:
     if context == "phrase" and not re.search(r"['’]s$", body):
         return None  # "moved to Callosa de Segura", "population of Moncada": no one has a population (but "drive to Sarah's")
     span = name_span(tokens, cued=False)
-    if span is None and token_kind(tokens[0]) != "word":
-        # A first token followed only by particles and common words ("Willemine ten Pas") is judged alone; not one after
-        # capitalized common words, which make a title ("The Great Gatsby").
-        if all(t in PARTICLES or token_kind(t) in ("word", "public") for t in tokens[1:]) and _single(tokens[0], bool(context) or speaker):
-            span = (0, 1)
+    if span is None and len(tokens) == 1 and _single(tokens[0], bool(context) or speaker):
+        span = (0, 1)  # not the first of several followed by common words: "Veritas Capital", "Star Wars" are no names
     sp = _char_span(tokens, span)
     return (sp[0] + offset, sp[1] + offset) if sp else None
 
@@ -244,8 +249,11 @@ def resolve_cued(value: str) -> tuple[int, int] | None:
     if cue is None:
         return None
     rest_start = len(cue)
-    while rest_start < len(value) and value[rest_start] in ".,: ":
+    while rest_start < len(value) and value[rest_start] in ".,:! ":
         rest_start += 1
+    if cue in GREETINGS and any(low[rest_start:].startswith(c + " ") for c in CUES):
+        inner = resolve_cued(value[rest_start:])
+        return (inner[0] + rest_start, inner[1] + rest_start) if inner else None
     tokens = value[rest_start:].split(" ")
     if cue not in STRONG_CUES and not tokens[0][:1].isupper():
         return None
@@ -256,14 +264,17 @@ def resolve_cued(value: str) -> tuple[int, int] | None:
         # After a title or a first name, one capitalized common word is a surname ("Dr. Wells", "Dr. Justin Beet").
         kinds = [token_kind(t) for t in tokens]
         end, surname = 0, False
-        while end < len(tokens):
+        while end < len(tokens) and strip_token(tokens[end]) not in OFFICES:  # "Mr. President"
             if kinds[end] == "word" and not surname and (cue in TITLES or (end and kinds[end - 1] in ("name", "unknown"))) and _surname_word(tokens[end]):
                 surname = True
             elif not (kinds[end] in ("name", "unknown") or (end and len(tokens[end].rstrip(".")) == 1 and tokens[end][:1].isalpha())
                       or (kinds[end] == "place" and cue in SELF_CUES)
-                      or (kinds[end] in ("ambiguous", "public", "place") and tokens[end][:1].isupper())):
-                break
+                      or (kinds[end] == "ambiguous" and tokens[end][:1].isupper())
+                      or (kinds[end] in ("public", "place") and tokens[end][:1].isupper() and cue in SELF_CUES + TITLES)):
+                break  # "a company called Google", "a town called Tavira": the public name
             end += 1
+        if " ".join(strip_token(t) for t in tokens[:end]) in public_phrases():
+            return None  # "named Monica Lewinsky"
         while end and len(tokens[end - 1].rstrip(".")) == 1 and kinds[end - 1] not in ("name", "unknown"):
             end -= 1  # a trailing one-letter word is no initial ("my name is anna a")
         span = (0, end) if end else None
@@ -318,7 +329,7 @@ def resolve_lowercase_run(value: str) -> tuple[int, int] | None:
     first, last, words = lexicon()
     tokens = value.split(" ")
     surname = strip_token(tokens[-1])
-    if surname in SENTENCE_WORDS or surname in words or len(surname) < 2 or token_kind(surname) not in ("name", "unknown"):
+    if " ".join(strip_token(t) for t in tokens) in public_phrases() or surname in SENTENCE_WORDS or surname in words or len(surname) < 2 or token_kind(surname) not in ("name", "unknown"):
         return None
     return _char_span(tokens, (0, len(tokens)))
 
