@@ -96,6 +96,7 @@ NEGATIVE = [
     "Invoice no. 20231145 is unpaid",
     "Why can't I reach the router at 192.168.1.10?",
     "ssh to 172.20.4.31 and 10.0.0.254 first",
+    "date: 2019-02-03 07:40:55.228475 ok",  # a time with microseconds is no phone number
 ]
 
 
@@ -199,6 +200,22 @@ def test_gate_finds_what_the_scrubber_would_miss() -> None:
     assert kinds == ["CREDIT_CARD", "EMAIL_ADDRESS", "IP_ADDRESS", "US_SSN"]
     assert [f.kind for f in scan(pl.Series(["hello Zebulon"]), canaries=["Zebulon"])] == ["CANARY"]
     assert scan(pl.Series(scrub("card 4539148803436467, ssn 123-45-6789, mail x@corp.io, ip 81.2.69.160"))) == []
+
+
+def test_gate_finds_names_people_give_and_secrets_by_entropy() -> None:
+    found = scan(pl.Series(["my name is tobiah wrenfield", "my name's Okonkwo Adaeze", "db_password = 'k8Tq2vLx9wPz4mNb7R'"]))
+    assert sorted(f.kind for f in found) == ["PERSON", "PERSON", "SECRET"]
+    # A surrogate, a common word, code and low-entropy values pass; so does the scrubbed text.
+    assert scan(pl.Series(["My name is Casey Example.", "my name is not important", "name: str = 'x'",
+                           "api_key = settings.OPENAI_API_KEY", "token: REDACTED-SECRET-0a1b2c3d4e5f6a7b"])) == []
+    assert scan(pl.Series(scrub("my name is tobiah wrenfield", "db_password = 'k8Tq2vLx9wPz4mNb7R'"))) == []
+
+
+def test_a_real_name_equal_to_a_surrogate_is_replaced() -> None:
+    """Surrogates are a first name and a made-up surname, so a real Taylor or Jordan alone is not mistaken for one."""
+    out = scrub("Taylor called me yesterday.", "I met Jordan Example at the gym.", "Tell Casey I said hi.")
+    assert not out[0].startswith("Taylor called") and "Jordan Example" in out[1] and "Casey I" not in out[2]
+    assert scrub(*out) == out  # what the scrubber wrote is not scrubbed again
 
 
 @pytest.mark.parametrize("text", [

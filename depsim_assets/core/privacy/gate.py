@@ -9,13 +9,19 @@ If it finds anything, the de-identification asset raises before it returns, so n
 from __future__ import annotations
 
 import ipaddress
+import math
+from collections import Counter
 from dataclasses import dataclass
 
 import polars as pl
 
+from depsim_assets.core.privacy.lexicon import lexicon
 from depsim_assets.core.privacy.rules import (
     DOC_NETS_V4,
     EXAMPLE_IBANS,
+    SECRET_PREFIX,
+    SURROGATE_FIRST,
+    SURROGATE_LAST,
     TEST_CARDS,
     hmac_hex,
     iban_valid_one,
@@ -35,6 +41,35 @@ _DOB = (r"(?i)(?:date of birth|birth ?date|\bdob|born on)\W{0,3}(\d{1,4}[-/.]\d{
 _DIGIT_RUN = r"\+?\(?\d[\d ().-]{7,24}\d"
 _IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 _IBAN = r"\b[A-Z]{2}\d{2}[A-Z0-9 ]{11,40}\b"
+
+
+# Where people name themselves ("name:" and "call me" are not here: "name: str" in code, "call me asap"); whatever word follows, in any case, is a name unless it is a common English word or a
+# surrogate (the scrubber decides names by lists and context; this asks only "is this a word?").
+_SELF_NAME = r"(?i)(?:\bmy name is|\bmy name's)[ \t]+([\p{L}'’-]{2,}(?:[ \t][\p{L}'’-]{2,})?)"
+# A value after a secret's name and "=" or ":", judged by its character entropy, not its shape.
+_SECRET_VALUE = r"(?i)(?:key|token|secret|passw(?:or)?d|pwd|credential)s?[\"']?[ \t]*[:=][ \t]*[\"']?([A-Za-z0-9+/=_.\-]{16,})"
+_SURROGATE_WORDS = frozenset(w.lower() for w in SURROGATE_FIRST + SURROGATE_LAST)
+
+
+def _name_findings(values: pl.Series) -> list[Finding]:
+    _, _, words = lexicon()
+    out = []
+    for v in values.to_list():
+        tokens = [t.strip("'’-").lower() for t in v.split()]
+        if tokens and tokens[0] not in words and not all(t in _SURROGATE_WORDS for t in tokens):
+            out.append(Finding("PERSON", v))
+    return out
+
+
+def _entropy_bits(value: str) -> float:
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _secret_value_findings(values: pl.Series) -> list[Finding]:
+    """High-entropy values (>= 3.5 bits a character, letters and digits mixed) that are no surrogate."""
+    return [Finding("SECRET", v) for v in values.to_list()
+            if not v.startswith(SECRET_PREFIX) and _entropy_bits(v) >= 3.5 and any(c.isdigit() for c in v) and any(c.isalpha() for c in v)]
 
 
 @dataclass(frozen=True)
@@ -110,6 +145,10 @@ def scan(texts: pl.Series, canaries: list[str] = ()) -> list[Finding]:
                 findings.append(Finding("IP_ADDRESS", ip))  # private and loopback ranges identify no one
     ibans = texts.str.extract_all(_IBAN).explode().drop_nulls().unique()
     findings += _iban_findings(ibans)
+    findings += _name_findings(texts.str.extract_all(_SELF_NAME).explode().drop_nulls().unique().str.extract(_SELF_NAME, 1))
+    known = [f.value for f in findings if f.kind == "SECRET"]
+    findings += [f for f in _secret_value_findings(texts.str.extract_all(_SECRET_VALUE).explode().drop_nulls().unique().str.extract(_SECRET_VALUE, 1))
+                 if not any(f.value in k for k in known)]  # one finding per secret that a known prefix also found
     return findings
 
 

@@ -30,7 +30,7 @@ TEST_CARDS = (
 EXAMPLE_IBANS = ("GB82WEST12345698765432", "DE89370400440532013000", "FR1420041010050500013M02606", "NL91ABNA0417164300")
 DOC_NETS_V4 = ("192.0.2.", "198.51.100.", "203.0.113.")
 SURROGATE_FIRST = ("Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn", "Rowan", "Sawyer", "Emerson")
-SURROGATE_LAST = ("Example", "Sample", "Placeholder", "Doe", "Roe", "Testwood", "Mockridge", "Fakely")
+SURROGATE_LAST = ("Example", "Sample", "Placeholder", "Testwood", "Mockridge", "Fakely", "Specimen", "Dummyford")
 SECRET_PREFIX = "REDACTED-SECRET-"
 SURROGATE_STREETS = ("Example Street", "Sample Avenue", "Placeholder Road", "Test Lane")
 
@@ -207,8 +207,9 @@ def surrogate_dob(h: str, value: str) -> str:
 
 
 def surrogate_person(h: str, value: str) -> str:
-    first, last = _pick(h, SURROGATE_FIRST), _pick(h, SURROGATE_LAST, 8)
-    return first if len(value.split()) == 1 else f"{first} {last}"
+    """Always a first name and a made-up surname: a lone first name would be a real one too ("Taylor"), and the
+    scrubber could then not tell a surrogate it wrote from a person of that name."""
+    return f"{_pick(h, SURROGATE_FIRST)} {_pick(h, SURROGATE_LAST, 8)}"
 
 
 def ascii_classes(pattern: str) -> str:
@@ -269,10 +270,13 @@ _REFERENCE_CUE = (r"(?i)(?P<lead>\b(?:tracking|order|invoice|confirmation|refere
 _LOOKALIKE_SHAPES = (r"\d{3}-\d{7}-\d{7}"  # an Amazon order number
                      r"|1Z[0-9A-Z]{16}"  # a UPS tracking number
                      r"|97[89](?:-?\d){10}"  # an ISBN-13 (validated)
-                     r"|(?:10|127|172|192|169)(?:\.\d{1,3}){3}")  # a private-range IPv4 address (validated)
+                     r"|(?:10|127|172|192|169)(?:\.\d{1,3}){3}"  # a private-range IPv4 address (validated)
+                     r"|\d{1,2}:\d{2}:\d{2}[.,]\d{1,9}")  # a time with fractions of a second ("07:40:55.228475" is no phone)
 
 
 def lookalike_valid_one(value: str) -> bool:
+    if ":" in value:
+        return True  # a time of day
     if "." in value:
         return private_ip_one(value)  # 192.168.1.10 identifies no one; a public address is left to the IP rule
     if value.startswith("97") and len(value.replace("-", "")) == 13:

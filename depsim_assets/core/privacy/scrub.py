@@ -47,7 +47,8 @@ SURROGATE_PATTERN = (
     r"|^(?:" + "|".join(d.replace(".", r"\.") for d in DOC_NETS_V4) + r")"
     r"|^(?:" + "|".join(TEST_CARDS + EXAMPLE_IBANS) + r")$)"
 )
-SURROGATE_NAMES = frozenset(SURROGATE_FIRST) | frozenset(f"{f} {last}" for f in SURROGATE_FIRST for last in SURROGATE_LAST)
+# Only first name + made-up surname: a real "Taylor" or "Jordan" alone is replaced like any other name.
+SURROGATE_NAMES = frozenset(f"{f} {last}" for f in SURROGATE_FIRST for last in SURROGATE_LAST)
 
 
 def is_surrogate(values: pl.Series) -> pl.Series:
