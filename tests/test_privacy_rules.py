@@ -231,7 +231,7 @@ def test_a_real_name_equal_to_a_surrogate_is_replaced() -> None:
     # phrase before a listed surname; an office after a title; a lowercase first name before a common word.
     "Tavira has lovely beaches.", "Is Jinja far from Kampala?", "Ravenna or Salta for a honeymoon?",
     "What do Trinidadian kids learn at school?", "Is Bruneian law strict?", "Are I-Kiribati voters young?",
-    "The mayor of Stockwell resigned.", "Mr. President, we need a decision.", "follow up with marguerite about it",
+    "The mayor of Stockwell resigned.", "Mr. President, we need a decision.", "we flew to india last year",
 ])
 def test_groups_and_places_keep_their_meaning(text: str) -> None:
     scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
@@ -259,6 +259,7 @@ def test_groups_and_places_keep_their_meaning(text: str) -> None:
     ("\"We won,\" says Kuusamo.", "Kuusamo"),  # a name after a speech verb
     ("hi, my name is zaria", "zaria"),  # a city's name when the speaker names themselves
     ("remind me to call marguerite fontaine tomorrow", "fontaine"),  # text without capitals: first name + surname
+    ("follow up with marguerite about it", "marguerite"),  # or a Census first name alone
     ("invoice for harold t. pemberton attached", "pemberton"),
 ])
 def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:

@@ -51,9 +51,18 @@ def lines(name: str) -> frozenset[str]:
 
 
 @cache
+def census() -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, surnames) of the US Census lists: the names that may override a place or a common word."""
+    return load("first_names.txt"), load("surnames.txt")
+
+
+@cache
 def lexicon() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(first names, surnames, common English words), all lowercase."""
-    return load("first_names.txt"), load("surnames.txt"), load("english_words.txt")
+    """(first names, surnames, common English words), all lowercase: the US Census lists and Faker's names of about
+    80 locales (the Census alone misses most names outside the US). The world lists only add names: they hold
+    Atlanta, Brooklyn, Heaven and Male too, so a place or a common word stays one unless the Census lists it."""
+    first, last = census()
+    return first | load("first_names_world.txt"), last | load("surnames_world.txt"), load("english_words.txt")
 
 
 @cache
@@ -62,7 +71,7 @@ def public_terms() -> frozenset[str]:
     religions, ethnic and political groups (but Christian, a common given name); countries and US states (but a few
     common given names: Jordan, Georgia); planets that are no listed name (Saturn; not Venus); public figures and
     organisations (Hitler, Facebook)."""
-    first, last, _ = lexicon()
+    first, last = census()
     groups = load("groups.txt") - GIVEN_NAME_GROUPS
     countries = load("countries.txt") - GIVEN_NAME_PLACES
     planets = frozenset(t for t in load("celestial.txt") if t not in first and t not in last)
@@ -73,7 +82,7 @@ def public_terms() -> frozenset[str]:
 def small_places() -> frozenset[str]:
     """Cities and regions that are neither a listed first name nor a surname ("Lisbon", "Jharkhand"; not "Houston").
     Alone they are places; next to a name-like word they may be part of a name ("Dreux Joly", "Abbas Kadyrov")."""
-    first, last, _ = lexicon()
+    first, last = census()
     return frozenset(t for t in load("cities.txt") | load("regions.txt") if t not in first and t not in last)
 
 
@@ -88,7 +97,7 @@ def public_phrases() -> frozenset[str]:
 def public_words() -> frozenset[str]:
     """Single-word public figures and organisations (Hitler, Facebook), except listed first names (Moses, Alexa):
     a first name alone stays a possible person, as with places."""
-    first, _, _ = lexicon()
+    first, _ = census()
     return frozenset(w for w in lines("public_figures.txt") | lines("organisations.txt") if " " not in w and w not in first)
 
 
@@ -148,9 +157,11 @@ def token_kind(tok: str) -> str:
         return "word" if common else "place"  # Nice, Reading, Göd folded to "god": the common word
     if _CAMEL.search(tok) or _STUTTER.search(t):
         return "word"  # TurboTax, YouTube, "Uhhh": products and interjections, not names
-    listed = t in first or t in last
-    if listed:
-        return "ambiguous" if common else "name"
+    if common:  # a common word is a name too only when the Census lists it ("Grace", "Brown"; not Faker's "Male")
+        us_first, us_last = census()
+        return "ambiguous" if t in us_first or t in us_last else "word"
+    if t in first or t in last:
+        return "name"
     if not common and ((t.endswith(DEMONYM_ENDINGS) and len(t) > 5) or demonym(t) or (t.endswith("s") and demonym(t[:-1]))):
         return "public"  # Gabonese, Burundian, Uzbekistani: adjectives of origin, not names (listed names were taken above)
     if "-" in t and any(part in public_terms() for part in t.split("-")):
@@ -160,5 +171,5 @@ def token_kind(tok: str) -> str:
 
 def clear_caches() -> None:
     """Forget every cached decision (after the word lists were swapped, as the fidelity benchmark does)."""
-    for fn in (lexicon, public_terms, small_places, public_phrases, public_words, places, _demonym_bases, demonym, token_kind):
+    for fn in (census, lexicon, public_terms, small_places, public_phrases, public_words, places, _demonym_bases, demonym, token_kind):
         getattr(fn, "cache_clear", lambda: None)()  # a list swapped for a plain function has no cache

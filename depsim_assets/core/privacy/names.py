@@ -14,6 +14,7 @@ from functools import lru_cache
 from depsim_assets.core.privacy.lexicon import (
     PARTICLES,
     SENTENCE_WORDS,
+    census,
     demonym,
     is_initial,
     lexicon,
@@ -297,7 +298,7 @@ def _lowercase_run_pattern() -> str:
     optionally an initial): the candidates of `resolve_lowercase_run`."""
     first, _, words = lexicon()
     listed = sorted(f for f in first if f.isalpha() and len(f) >= 3 and _plain(f, first))
-    return r"(?-u:\b)(?:" + "|".join(listed) + r")[ ](?:\p{Ll}\.?[ ])?\p{Ll}[\p{Ll}'’-]+"
+    return r"(?-u:\b)(?:" + "|".join(listed) + r")(?:[ ](?:\p{Ll}\.?[ ])?\p{Ll}[\p{Ll}'’-]+)?(?-u:\b)"
 
 
 def _plain(token: str, listed: frozenset[str]) -> bool:
@@ -324,14 +325,20 @@ def resolve_lowercase(value: str) -> tuple[int, int] | None:
 
 @lru_cache(maxsize=1 << 16)
 def resolve_lowercase_run(value: str) -> tuple[int, int] | None:
-    """Character span of a lowercase first name and surname in text written without capitals ("follow up with
-    patricia desrosiers", "eric g. samoylova's"): the surname is a listed one or no common word, group or place."""
+    """Character span of a lowercase name in text written without capitals: a first name and a surname ("follow up
+    with patricia desrosiers", "eric g. samoylova's"; the surname a listed one or no common word, group or place), or
+    a listed first name of four letters or more alone ("martha had given sofie")."""
     first, last, words = lexicon()
     tokens = value.split(" ")
     surname = strip_token(tokens[-1])
-    if " ".join(strip_token(t) for t in tokens) in public_phrases() or surname in SENTENCE_WORDS or surname in words or len(surname) < 2 or token_kind(surname) not in ("name", "unknown"):
+    if " ".join(strip_token(t) for t in tokens) in public_phrases():
         return None
-    return _char_span(tokens, (0, len(tokens)))
+    if len(tokens) > 1 and surname not in SENTENCE_WORDS and surname not in words and len(surname) >= 2 and token_kind(surname) in ("name", "unknown"):
+        return _char_span(tokens, (0, len(tokens)))
+    # Alone (or before a common word): a Census first name of four letters or more that no list calls a word (the
+    # world lists hold slang and foreign words: "hella", "fella", "mora").
+    alone = strip_token(tokens[0])
+    return _char_span(tokens, (0, 1)) if len(alone) >= 4 and alone in census()[0] and alone not in places() else None  # not "india"
 
 
 def _char_span(tokens: list[str], span: tuple[int, int] | None) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-FILTER_VERSION = "depsim-privacy-4"
+FILTER_VERSION = "depsim-privacy-5"
 
 # Reserved, cannot-be-real surrogate material: the checks allow-list exactly these.
 SURROGATE_DOMAINS = ("example.com", "example.net", "example.org")
