@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from presidio_recall import DATASET, evaluate, summarize  # noqa: E402
+from presidio_recall import DATASET, evaluate, fidelity, summarize  # noqa: E402
 
 from depsim_assets.core.formats import parse_hh_transcript  # noqa: E402
 from depsim_assets.core.privacy.scrub import Scrubber  # noqa: E402
@@ -185,7 +185,10 @@ def main() -> None:
     if DATASET.exists():
         with pl.Config(tbl_rows=40, tbl_cols=10):
             print("recall on presidio-research synth_dataset_v2 (even template_id = dev half, odd = held-out, reported only):")
-            print(summarize(evaluate()))
+            spans = evaluate()
+            print(summarize(spans))
+            print("places (GPE) and groups (NRP) left intact there:")
+            print(fidelity(spans))
     else:
         print(f"recall: {DATASET} absent, skipped")
     kept, total = lookalike_survival()
