@@ -25,13 +25,16 @@ def _free_port() -> int:
 class DagsterDev:
     """Start with `with DagsterDev(config, log) as ui:`; stopped by process group (dagster dev's children too)."""
 
-    def __init__(self, config: Path, log: Path, timeout: float = 180) -> None:
-        self.config, self.log, self.timeout = config, log, timeout
+    def __init__(self, config: Path, log: Path, timeout: float = 180, daemon_tick: float | None = None) -> None:
+        self.config, self.log, self.timeout, self.daemon_tick = config, log, timeout, daemon_tick
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> DagsterDev:
         env = {**os.environ, "DEPSIM_CONFIG": str(self.config)}
+        if self.daemon_tick:  # see tests/daemon_tick/sitecustomize.py
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests" / "daemon_tick"), env.get("PYTHONPATH")]))
+            env["DEPSIM_TEST_DAEMON_TICK"] = str(self.daemon_tick)
         # The shipped workspace.yaml's first location, alone: the demo studies' locations would be backfilled too.
         workspace = self.log.with_name("workspace.yaml")
         workspace.write_text("load_from:\n  - python_module: {module_name: depsim_assets.definitions, location_name: depsim}\n")

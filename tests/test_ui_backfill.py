@@ -47,7 +47,8 @@ def _table(config: Path, table: str) -> pl.DataFrame:
 @pytest.mark.timeout(900)
 def test_ui_backfill_over_all_releases_matches_depsim_run(tmp_path: Path, dagster_home: Path) -> None:
     ui_config = copy_study("studies/xstest.yaml", tmp_path, name="ui")
-    with DagsterDev(ui_config, tmp_path / "dagster_dev.log") as ui:
+    # The daemon ticks every 5 s instead of 30: a backfill advances one dependency wave a tick (tests/daemon_tick).
+    with DagsterDev(ui_config, tmp_path / "dagster_dev.log", daemon_tick=5) as ui:
         keys = [n["assetKey"] for n in ui.graphql("{ assetNodes { assetKey { path } } }")["assetNodes"]]
         launched = ui.graphql(LAUNCH, {"params": {"assetSelection": keys, "allPartitions": True}})["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
