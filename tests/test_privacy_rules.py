@@ -231,7 +231,7 @@ def test_a_real_name_equal_to_a_surrogate_is_replaced() -> None:
     # phrase before a listed surname; an office after a title; a lowercase first name before a common word.
     "Tavira has lovely beaches.", "Is Jinja far from Kampala?", "Ravenna or Salta for a honeymoon?",
     "What do Trinidadian kids learn at school?", "Is Bruneian law strict?", "Are I-Kiribati voters young?",
-    "The mayor of Stockwell resigned.", "Mr. President, we need a decision.", "we flew to india last year",
+    "The mayor of Stockwell resigned.", "Mr. President, we need a decision.", "we flew to india last year", "我叫了一辆出租车。",
 ])
 def test_groups_and_places_keep_their_meaning(text: str) -> None:
     scrubbed, counts = Scrubber(key=b"k").scrub(pl.Series([text]))
@@ -261,6 +261,14 @@ def test_groups_and_places_keep_their_meaning(text: str) -> None:
     ("remind me to call marguerite fontaine tomorrow", "fontaine"),  # text without capitals: first name + surname
     ("follow up with marguerite about it", "marguerite"),  # or a Census first name alone
     ("invoice for harold t. pemberton attached", "pemberton"),
+    # Scripts without case: after an English cue, and after the cue in the script itself.
+    ("My name is 田中太郎.", "田中太郎"),
+    ("我叫王小明，今年二十岁。", "王小明"),
+    ("私の名前は佐藤花子です。", "佐藤花子"),
+    ("मेरा नाम राहुल शर्मा है", "राहुल"),
+    ("اسمي أحمد علي", "أحمد"),
+    ("שמי דוד כהן", "דוד"),
+    ("제 이름은 김민수입니다", "김민수"),
 ])
 def test_names_that_look_like_groups_or_places_are_still_caught(text: str, name: str) -> None:
     scrubbed, _ = Scrubber(key=b"k").scrub(pl.Series([text]))

@@ -341,6 +341,26 @@ def resolve_lowercase_run(value: str) -> tuple[int, int] | None:
     return _char_span(tokens, (0, 1)) if len(alone) >= 4 and alone in census()[0] and alone not in places() else None  # not "india"
 
 
+# "My name is" in scripts without case, where no capital marks a name: the name right after (Han 2-4 characters,
+# kana, Hangul 2-3 syllables, or one or two words in Devanagari, Arabic or Hebrew).
+NATIVE_CUES = ("我的名字是", "我的名字叫", "我名叫", "我叫", "私の名前は", "わたしの名前は", "僕の名前は", "मेरा नाम", "اسمي", "إسمي", "שמי",
+               "제 이름은", "내 이름은")
+NATIVE_PATTERN = ("(?:" + "|".join(NATIVE_CUES) + r")[ ]?(?:\p{Han}{2,4}|[\p{Hiragana}\p{Katakana}]{2,8}|\p{Hangul}{2,3}"
+                  r"|[\p{Devanagari}\p{Arabic}\p{Hebrew}]+(?:[ ][\p{Devanagari}\p{Arabic}\p{Hebrew}]+)?)")
+# After 我叫 a verb reading ("I called", "I ordered") starts with one of these: no name follows.
+_NOT_A_NAME_START = tuple("了你他她它们过着的辆个")
+
+
+@lru_cache(maxsize=1 << 16)
+def resolve_native_cue(value: str) -> tuple[int, int] | None:
+    """Character span of the name after a native-script "my name is"."""
+    cue = max((c for c in NATIVE_CUES if value.startswith(c)), key=len, default=None)
+    if cue is None:
+        return None
+    start = len(cue) + (value[len(cue) : len(cue) + 1] == " ")
+    return None if value[start:].startswith(_NOT_A_NAME_START) else (start, len(value))
+
+
 def _char_span(tokens: list[str], span: tuple[int, int] | None) -> tuple[int, int] | None:
     if span is None:
         return None
@@ -357,7 +377,7 @@ def clear_caches() -> None:
     from depsim_assets.core.privacy import lexicon as lexicon_module
 
     lexicon_module.clear_caches()
-    for fn in (maybe_name, resolve_capitalized, resolve_cued, resolve_lowercase, resolve_lowercase_run):
+    for fn in (maybe_name, resolve_capitalized, resolve_cued, resolve_lowercase, resolve_lowercase_run, resolve_native_cue):
         fn.cache_clear()
 
 

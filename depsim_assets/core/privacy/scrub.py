@@ -89,6 +89,7 @@ NAME_RULES = (
     NameRule("person_lowercase", r"(?P<v>" + names.LOWER_PATTERN + ")", names.resolve_lowercase, prefilter=names.LOWER_PREFILTER),
     # Where a writer capitalizes nothing, case cannot mark a name: a listed first name and the word after it decide.
     NameRule("person_lowercase_run", r"(?P<v>" + names.LOWER_RUN_PATTERN + ")", names.resolve_lowercase_run, without=r"\p{Lu}"),
+    NameRule("person_native_cue", r"(?P<v>" + names.NATIVE_PATTERN + ")", names.resolve_native_cue, prefilter="|".join(names.NATIVE_CUES)),
 )
 ALL_RULES: tuple[Rule | NameRule, ...] = (*RULES, *NAME_RULES)
 
