@@ -162,11 +162,11 @@ def token_kind(tok: str) -> str:
         return "ambiguous" if t in us_first or t in us_last else "word"
     if t in first or t in last:
         return "name"
-    if not common and ((t.endswith(DEMONYM_ENDINGS) and len(t) > 5) or demonym(t) or (t.endswith("s") and demonym(t[:-1]))):
+    if (t.endswith(DEMONYM_ENDINGS) and len(t) > 5) or demonym(t) or (t.endswith("s") and demonym(t[:-1])):
         return "public"  # Gabonese, Burundian, Uzbekistani: adjectives of origin, not names (listed names were taken above)
     if "-" in t and any(part in public_terms() for part in t.split("-")):
         return "public"  # I-Kiribati, Ni-Vanuatu, Afro-Cuban
-    return "word" if common else "unknown"
+    return "unknown"  # common words and listed names were decided above
 
 
 def clear_caches() -> None:

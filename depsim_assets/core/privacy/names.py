@@ -9,8 +9,9 @@ at a sentence start, names written in scripts without case).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
+from depsim_assets.core.privacy import lexicon as lexicon_module
 from depsim_assets.core.privacy.lexicon import (
     PARTICLES,
     SENTENCE_WORDS,
@@ -293,12 +294,14 @@ LOWER_PATTERN = r"(?-u:\b)(?:" + "|".join(PERSON_VERBS) + r")[ ]+\p{Ll}[\p{Ll}'�
 LOWER_PREFILTER = r"(?-u:\b)(?:" + "|".join(PERSON_VERBS) + r")[ ]"
 
 
-def _lowercase_run_pattern() -> str:
-    """Lowercase first names that are no common word, sentence word, group or place, each followed by a word (and
-    optionally an initial): the candidates of `resolve_lowercase_run`."""
-    first, _, words = lexicon()
+@cache
+def lower_run_pattern() -> str:
+    """Lowercase first names that are no common word, sentence word, group or place, each optionally followed by a
+    word (and an initial): the candidates of `resolve_lowercase_run`. Built on first use, not at import: it needs
+    every word list (about 0.1 s), which a process that never scrubs should not load."""
+    first, _, _ = lexicon()
     listed = sorted(f for f in first if f.isalpha() and len(f) >= 3 and _plain(f, first))
-    return r"(?-u:\b)(?:" + "|".join(listed) + r")(?:[ ](?:\p{Ll}\.?[ ])?\p{Ll}[\p{Ll}'’-]+)?(?-u:\b)"
+    return r"(?P<v>(?-u:\b)(?:" + "|".join(listed) + r")(?:[ ](?:\p{Ll}\.?[ ])?\p{Ll}[\p{Ll}'’-]+)?(?-u:\b))"
 
 
 def _plain(token: str, listed: frozenset[str]) -> bool:
@@ -328,7 +331,7 @@ def resolve_lowercase_run(value: str) -> tuple[int, int] | None:
     """Character span of a lowercase name in text written without capitals: a first name and a surname ("follow up
     with patricia desrosiers", "eric g. samoylova's"; the surname a listed one or no common word, group or place), or
     a listed first name of four letters or more alone ("martha had given sofie")."""
-    first, last, words = lexicon()
+    _, _, words = lexicon()
     tokens = value.split(" ")
     surname = strip_token(tokens[-1])
     if " ".join(strip_token(t) for t in tokens) in public_phrases():
@@ -374,12 +377,6 @@ def _char_span(tokens: list[str], span: tuple[int, int] | None) -> tuple[int, in
 
 def clear_caches() -> None:
     """Forget every cached decision, the word lists' included (after they were swapped, as the fidelity benchmark does)."""
-    from depsim_assets.core.privacy import lexicon as lexicon_module
-
     lexicon_module.clear_caches()
-    for fn in (maybe_name, resolve_capitalized, resolve_cued, resolve_lowercase, resolve_lowercase_run, resolve_native_cue):
+    for fn in (lower_run_pattern, maybe_name, resolve_capitalized, resolve_cued, resolve_lowercase, resolve_lowercase_run, resolve_native_cue):
         fn.cache_clear()
-
-
-# Built once at import from the lists: a name rule's pattern is a constant.
-LOWER_RUN_PATTERN = _lowercase_run_pattern()

@@ -14,7 +14,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -249,7 +249,11 @@ class Rule:
     # A look-alike that must survive: a valid match is fenced as it is, so no later rule takes it for an identifier.
     keep: bool = False
     literals: tuple[str, ...] = ()  # case-insensitive literal prefilter (Aho-Corasick), instead of `prefilter`
-    needs_digit: bool = False  # every match holds an ASCII digit: the scrubber runs the rule only on rows that have one
+
+    @property
+    def needs_digit(self) -> bool:
+        """Every match holds an ASCII digit: the scrubber runs the rule only on rows that have one."""
+        return self.name in DIGIT_RULES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pattern", ascii_classes(self.pattern))
@@ -338,5 +342,4 @@ RULES: tuple[Rule, ...] = (
 # Every match of these holds an ASCII digit (`ascii_classes` made their \\d [0-9]).
 DIGIT_RULES = frozenset({"keep_lookalike", "keep_reference", "iban", "date_of_birth", "iban_strict", "credit_card", "ssn", "ssn_cue",
                          "ipv4", "phone", "phone_cue", "street_address"})
-RULES = tuple(replace(r, needs_digit=True) if r.name in DIGIT_RULES else r for r in RULES)
 RULES_BY_NAME = {r.name: r for r in RULES}

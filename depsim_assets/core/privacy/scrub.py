@@ -70,7 +70,7 @@ class NameRule:
     """Person names: a candidate regex plus a span resolver (see names.py)."""
 
     name: str
-    pattern: str
+    source: str | Callable[[], str]  # the candidate regex, or a function building it from the word lists on first use
     resolve: Callable[[str], tuple[int, int] | None]
     entity: str = "PERSON"
     prefilter: str | None = None
@@ -81,6 +81,10 @@ class NameRule:
     screen_keep: Callable[[str], bool] | None = None
     without: str | None = None  # rows that match this are skipped (the lowercase-run rule reads only text without capitals)
 
+    @property
+    def pattern(self) -> str:
+        return self.source if isinstance(self.source, str) else self.source()
+
 
 NAME_RULES = (
     NameRule("person_cue", r"(?P<v>" + names.CUE_PATTERN + ")", names.resolve_cued, prefilter=names.CUE_PREFILTER),
@@ -88,7 +92,7 @@ NAME_RULES = (
              screen=names.RUN, screen_keep=names.maybe_name),
     NameRule("person_lowercase", r"(?P<v>" + names.LOWER_PATTERN + ")", names.resolve_lowercase, prefilter=names.LOWER_PREFILTER),
     # Where a writer capitalizes nothing, case cannot mark a name: a listed first name and the word after it decide.
-    NameRule("person_lowercase_run", r"(?P<v>" + names.LOWER_RUN_PATTERN + ")", names.resolve_lowercase_run, without=r"\p{Lu}"),
+    NameRule("person_lowercase_run", names.lower_run_pattern, names.resolve_lowercase_run, without=r"\p{Lu}"),
     NameRule("person_native_cue", r"(?P<v>" + names.NATIVE_PATTERN + ")", names.resolve_native_cue, prefilter="|".join(names.NATIVE_CUES)),
 )
 ALL_RULES: tuple[Rule | NameRule, ...] = (*RULES, *NAME_RULES)
